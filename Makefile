@@ -1,0 +1,49 @@
+# The front door. Each target sets up what it needs: on a fresh clone `make run` and `make test` are one command each.
+VENV ?= .venv
+BIN := $(abspath $(VENV))/bin
+PY := $(BIN)/python
+STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
+UV_VERSION := 0.13.9
+PYTEST_ARGS ?=
+
+# Stage commands in dvc.yaml say `python -m pipeline ...`: run them with the project's interpreter.
+export PATH := $(BIN):$(PATH)
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export GX_ANALYTICS_ENABLED := false
+export DVC_NO_ANALYTICS := 1
+
+.PHONY: setup run test lint bench lock data clean
+
+setup: $(STAMP)
+
+$(STAMP):
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip sync --quiet --python $(PY) requirements.lock
+	$(BIN)/uv pip install --quiet --python $(PY) --no-deps -e .
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+# data/raw comes from the DVC remote (an in-repo folder holding the sample dataset; see README for the real data).
+data: setup
+	$(BIN)/dvc pull --quiet data.dvc
+
+run: data
+	$(BIN)/dvc repro
+	$(BIN)/dvc metrics show
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: setup
+	$(PY) -m pipeline bench --out bench/results.json
+
+lock: setup
+	$(BIN)/uv pip compile --quiet requirements.in -o requirements.lock --python-version 3.11
+
+clean:
+	rm -rf $(VENV)

@@ -1,0 +1,121 @@
+"""Stage `augment`: split Train into train/val, balance the training classes with augmented copies, write both.
+
+Reads the manifest and the raw images (never writes to them); Test is not read at all. Output: images at the model's
+size under data/balanced/{train,val}/<class>/, an index.csv, the balance metrics and a bar chart for `dvc plots`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from pipeline import atomic
+from pipeline.config import Params
+from pipeline.data import faces
+from pipeline.data.augment import augment
+from pipeline.data.images import read_rgb
+from pipeline.data.split import train_val_split
+
+
+def _target(counts: pd.Series, params: Params) -> int:
+    cfg = params.augment
+    target = int(counts.max()) if cfg.target == "majority" else cfg.target
+    return min(target, cfg.cap_majority) if cfg.cap_majority else target
+
+
+def _write_png(path: Path, rgb: np.ndarray) -> None:
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    assert ok, path
+    path.write_bytes(buf.tobytes())
+
+
+def split(manifest: pd.DataFrame, params: Params) -> pd.DataFrame:
+    """The Train rows of the manifest, each with its side: 'train' or 'val'."""
+    train = manifest[manifest["split"] == "train"].copy()
+    train["side"] = train_val_split(train, params.augment.val_fraction, params.seed, params.augment.group_regex)
+    return train
+
+
+def plan(train: pd.DataFrame, params: Params) -> pd.DataFrame:
+    """Which source image each output file comes from, and which augmented copy it is (None: the original)."""
+    rows = [r | {"copy": None} for r in train[train["side"] == "val"].to_dict("records")]
+    fit = train[train["side"] == "train"]
+    target = _target(fit.groupby("label").size(), params)
+    for label, group in fit.groupby("label", sort=False):
+        class_id = params.class_index(label)
+        rng = np.random.default_rng([params.seed, class_id])
+        sources = group.loc[rng.permutation(group.index.to_numpy())].to_dict("records")
+        kept = sources[:target]  # a class above the cap is subsampled; below it, every original is kept
+        rows += [r | {"copy": None} for r in kept]
+        rows += [kept[i % len(kept)] | {"copy": i} for i in range(target - len(kept))]
+    return pd.DataFrame(rows)
+
+
+def run(params: Params, manifest_path: Path, raw: Path, out: Path, metrics_path: Path, plot_path: Path) -> dict:
+    train = split(pd.read_csv(manifest_path), params)
+    todo = plan(train, params)
+    detector = faces.FaceDetector() if params.augment.face_crop else None
+    prepared: dict[str, np.ndarray] = {}
+    found = []
+    index = []
+    with atomic.directory(out) as tmp:
+        for row in todo.itertuples():
+            if row.path not in prepared:
+                image, face = faces.prepare(read_rgb(raw / row.path), params.image_size, detector,
+                                            params.augment.face_margin)
+                prepared[row.path] = image
+                found.append(face)
+            image = prepared[row.path]
+            name = row.sha256[:16]
+            if pd.notna(row.copy):
+                copy = int(row.copy)
+                rng = np.random.default_rng([params.seed, params.class_index(row.label), copy])
+                image = augment(image, params.augment, rng)
+                name = f"{name}_aug{copy:04d}"
+            rel = Path(row.side) / row.label / f"{name}.png"
+            (tmp / rel.parent).mkdir(parents=True, exist_ok=True)
+            _write_png(tmp / rel, image)
+            index.append({"path": rel.as_posix(), "split": row.side, "label": row.label, "source": row.path,
+                          "source_sha256": row.sha256, "augmented": pd.notna(row.copy)})
+        pd.DataFrame(index).to_csv(tmp / "index.csv", index=False)
+    summary = summarise(train, pd.DataFrame(index), params, found)
+    atomic.write_json(metrics_path, summary)
+    with atomic.target(plot_path) as tmp_plot:
+        pd.DataFrame([{"class": label, "count": n, "when": when}
+                      for when in ("before", "after") for label, n in summary[when].items()]).to_csv(tmp_plot,
+                                                                                                   index=False)
+    return summary
+
+
+def summarise(train: pd.DataFrame, index: pd.DataFrame, params: Params, found: list[bool | None]) -> dict:
+    def per_class(frame: pd.DataFrame) -> dict[str, int]:
+        sizes = frame.groupby("label").size()
+        return {label: int(sizes.get(label, 0)) for label in params.classes}
+
+    balanced = index[index["split"] == "train"]
+    summary = {
+        "before": per_class(train[train["side"] == "train"]),
+        "after": per_class(balanced),
+        "val": per_class(index[index["split"] == "val"]),
+        "augmented_images": int(balanced["augmented"].sum()),
+    }
+    if params.augment.face_crop:
+        summary["faces_found"] = sum(f is True for f in found)
+        summary["faces_missing"] = sum(f is False for f in found)
+    return summary
+
+
+def main(params: Params, argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m pipeline augment", description=__doc__)
+    parser.add_argument("--manifest", type=Path, default=Path("data/manifest.csv"))
+    parser.add_argument("--raw", type=Path, default=Path("data/raw"))
+    parser.add_argument("--out", type=Path, default=Path("data/balanced"))
+    parser.add_argument("--metrics", type=Path, default=Path("metrics/augment.json"))
+    parser.add_argument("--plot", type=Path, default=Path("plots/balance.csv"))
+    args = parser.parse_args(argv)
+    summary = run(params, args.manifest, args.raw, args.out, args.metrics, args.plot)
+    print(f"augment: train per class {summary['before']} -> {summary['after']}; val {summary['val']}")

@@ -1,0 +1,126 @@
+"""Reading images from disk: strict inspection for validation, and RGB arrays for everything downstream.
+
+Raw files are only ever opened for reading. Grayscale, RGBA, palette and 16-bit images are accepted and converted
+to 8-bit RGB, so one reader serves validation, augmentation, evaluation and prediction alike.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+# Pillow refuses decompression bombs by default at ~179 Mpx; we keep a clear bound of our own.
+MAX_PIXELS = 100_000_000
+
+
+class ImageReadError(ValueError):
+    """A file that is not a decodable image; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    width: int
+    height: int
+    channels: int
+    bit_depth: int
+    format: str
+    sha256: str
+    phash: str
+    brightness: float
+
+
+def _problem(data: bytes) -> str:
+    if not data:
+        return "zero-byte file"
+    if data[:1].isascii() and all(32 <= b < 127 or b in (9, 10, 13) for b in data[:64]):
+        return f"not an image: it holds text ({data[:24]!r}...)"
+    return "not a decodable image (unknown or corrupt format)"
+
+
+def _pil_open(data: bytes, name: str) -> Image.Image:
+    try:
+        img = Image.open(io.BytesIO(data))
+        if img.width * img.height > MAX_PIXELS:
+            raise ImageReadError(f"{name}: image of {img.width}x{img.height} exceeds {MAX_PIXELS} pixels")
+        img.load()  # forces a full decode: a truncated JPEG or PNG fails here, not later in training
+    except UnidentifiedImageError:
+        raise ImageReadError(f"{name}: {_problem(data)}") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        if isinstance(exc, ImageReadError):
+            raise
+        raise ImageReadError(f"{name}: corrupt or truncated image ({exc})") from None
+    return img
+
+
+_CHANNELS = {"1": 1, "L": 1, "I": 1, "I;16": 1, "I;16B": 1, "I;16L": 1, "F": 1, "P": 3, "LA": 2, "RGB": 3,
+             "RGBA": 4, "CMYK": 4, "YCbCr": 3, "PA": 4}
+
+
+def to_rgb8(array: np.ndarray) -> np.ndarray:
+    """Any cv2-decoded array (gray, BGR, BGRA; 8 or 16 bit) -> 8-bit RGB."""
+    if array.dtype == np.uint16:
+        array = (array.astype(np.uint32) * 255 // 65535).astype(np.uint8)
+    elif array.dtype != np.uint8:
+        array = cv2.normalize(array, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    if array.ndim == 2:
+        return cv2.cvtColor(array, cv2.COLOR_GRAY2RGB)
+    if array.shape[2] == 4:
+        return cv2.cvtColor(array, cv2.COLOR_BGRA2RGB)
+    return cv2.cvtColor(array, cv2.COLOR_BGR2RGB)
+
+
+def decode_rgb(data: bytes, name: str = "<bytes>") -> np.ndarray:
+    array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if array is None:
+        raise ImageReadError(f"{name}: {_problem(data)}")
+    return to_rgb8(array)
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
+    """Read an image file as an 8-bit RGB array (HxWx3)."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ImageReadError(f"{path}: cannot be read ({exc.strerror})") from None
+    return decode_rgb(data, str(path))
+
+
+def phash(gray: np.ndarray) -> str:
+    """64-bit DCT perceptual hash, as 16 hex digits: robust to re-encoding, resizing and small brightness changes."""
+    small = cv2.resize(gray.astype(np.float32), (32, 32), interpolation=cv2.INTER_AREA)
+    low = cv2.dct(small)[:8, :8].flatten()
+    bits = low > np.median(low[1:])
+    return f"{int(''.join('1' if b else '0' for b in bits), 2):016x}"
+
+
+def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise Hamming distances between two vectors of 64-bit hashes (uint64) -> len(a) x len(b)."""
+    x = np.bitwise_xor(a[:, None], b[None, :])
+    return np.unpackbits(x.view(np.uint8).reshape(*x.shape, 8), axis=-1).sum(axis=-1)
+
+
+def inspect(path: str | Path) -> ImageInfo:
+    """Decode a file strictly and describe it; raises ImageReadError naming the file and the problem."""
+    path = Path(path)
+    data = path.read_bytes()
+    img = _pil_open(data, str(path))
+    rgb = decode_rgb(data, str(path))
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    depth = 16 if img.mode.startswith("I;16") or img.mode == "I" else 8
+    return ImageInfo(
+        width=img.width,
+        height=img.height,
+        channels=_CHANNELS.get(img.mode, len(img.getbands())),
+        bit_depth=depth,
+        format=(img.format or "unknown").lower(),
+        sha256=hashlib.sha256(data).hexdigest(),
+        phash=phash(gray),
+        brightness=round(float(gray.mean()), 2),
+    )

@@ -1,0 +1,79 @@
+"""The image manifest: one row per file under the raw data folder, with what validation and later stages need."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, fields
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.data import classes as class_names
+from pipeline.data.images import ImageInfo, ImageReadError, hamming, inspect
+
+COLUMNS = ["path", "split", "folder", "label", "extension", *[f.name for f in fields(ImageInfo)], "error",
+           "leaks_with"]
+
+
+def _walk(root: Path) -> list[Path]:
+    files = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        files.extend(Path(dirpath) / name for name in sorted(filenames))
+    return files
+
+
+def build(raw: Path, classes: list[str], aliases: dict[str, str], split_folders: dict[str, str],
+          near_duplicate_max_distance: int) -> pd.DataFrame:
+    """Describe every file under ``raw``. Nothing is dropped: problems are recorded per row for the suite to judge."""
+    raw = Path(raw)
+    if not raw.is_dir():
+        raise FileNotFoundError(f"{raw}: raw data folder not found (run `dvc pull`, or see README: bring your data)")
+    rows = []
+    for file in _walk(raw):
+        rel = file.relative_to(raw)
+        parts = rel.parts
+        split = class_names.split_of(parts[0], split_folders) if len(parts) == 3 else None
+        label = class_names.normalise(parts[1], classes, aliases) if len(parts) == 3 else None
+        row = {"path": rel.as_posix(), "split": split, "folder": "/".join(parts[:-1]), "label": label,
+               "extension": file.suffix.lower(), "error": None, "leaks_with": None}
+        try:
+            row.update(asdict(inspect(file)))
+        except ImageReadError as exc:
+            row["error"] = str(exc).removeprefix(f"{file}: ")
+        rows.append(row)
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    frame["leaks_with"] = _leaks(frame, near_duplicate_max_distance)
+    return frame
+
+
+def _leaks(frame: pd.DataFrame, max_distance: int) -> pd.Series:
+    """For each image, the image of the other split that is the same picture (hash equal or phash close), if any."""
+    leaks = pd.Series([None] * len(frame), index=frame.index, dtype=object)
+    ok = frame[frame["error"].isna() & frame["split"].notna() & frame["phash"].notna()]
+    train, test = ok[ok["split"] == "train"], ok[ok["split"] == "test"]
+    if train.empty or test.empty:
+        return leaks
+    hashes = {name: np.array([int(h, 16) for h in part["phash"]], dtype=np.uint64) for name, part in
+              (("train", train), ("test", test))}
+    distance = hamming(hashes["test"], hashes["train"])
+    same = test["sha256"].to_numpy()[:, None] == train["sha256"].to_numpy()[None, :]
+    close = (distance <= max_distance) | same
+    for i, j in zip(*np.nonzero(close)):
+        how = "identical file" if same[i, j] else f"near-duplicate, perceptual hash distance {distance[i, j]}"
+        leaks[test.index[i]] = f"{train['path'].iloc[j]} ({how})"
+        leaks[train.index[j]] = f"{test['path'].iloc[i]} ({how})"
+    return leaks
+
+
+def class_counts(frame: pd.DataFrame, classes: list[str], split_folders: dict[str, str]) -> pd.DataFrame:
+    """Decodable images per split and class, zeros included, so an empty or missing class shows up as a row."""
+    good = frame[frame["error"].isna() & frame["label"].notna()]
+    counts = good.groupby(["split", "label"]).size()
+    folders = frame.dropna(subset=["split", "label"]).groupby(["split", "label"])["folder"].first()
+    return pd.DataFrame([
+        {"split": split, "label": label, "count": int(counts.get((split, label), 0)),
+         "folder": folders.get((split, label), f"{top}/{label}")}
+        for split, top in split_folders.items() for label in classes
+    ])

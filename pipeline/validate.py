@@ -1,0 +1,105 @@
+"""Stage `validate`: describe every raw image in a manifest and gate the pipeline on a Great Expectations suite.
+
+Reads data/raw (never writes to it); writes the manifest only when every expectation holds, and the metrics and
+the HTML report in any case, so a failed run can be read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline import atomic
+from pipeline.config import Params
+from pipeline.data import manifest as manifest_lib
+from pipeline.data import suite
+from pipeline.data.suite import Check
+
+
+class ValidationFailed(RuntimeError):
+    """The raw data broke at least one expectation; the message lists each failure and its files."""
+
+
+def summarise(frame: pd.DataFrame, counts: pd.DataFrame, checks: list[Check]) -> dict:
+    per_class = {split: dict(zip(part["label"], part["count"])) for split, part in counts.groupby("split", sort=False)}
+    return {
+        "files": len(frame),
+        "images": {split: int(sum(c.values())) for split, c in per_class.items()},
+        "per_class": per_class,
+        "rejected_files": len({f.split(": ")[0] for c in checks for f in c.findings}),
+        "leaks": int(frame["leaks_with"].notna().sum()),
+        "imbalance_ratio_train": round(max(per_class["train"].values()) / max(1, min(per_class["train"].values())), 2),
+        "expectations": {"evaluated": len(checks), "failed": sum(not c.success for c in checks)},
+    }
+
+
+def failure_message(checks: list[Check], limit: int = 20) -> str:
+    lines = []
+    for check in checks:
+        if check.success:
+            continue
+        lines.append(f"- {check.problem} [{check.name}], {len(check.findings)} case(s):")
+        lines += [f"    {finding}" for finding in check.findings[:limit]]
+        if len(check.findings) > limit:
+            lines.append(f"    ... and {len(check.findings) - limit} more (see the report)")
+    return "\n".join(lines)
+
+
+def render_report(summary: dict, checks: list[Check]) -> str:
+    esc = html.escape
+    rows = "".join(
+        f"<tr class={'ok' if c.success else 'bad'}><td>{'passed' if c.success else 'FAILED'}</td>"
+        f"<td>{esc(c.problem)}</td><td><code>{esc(c.name)}</code></td>"
+        f"<td>{'<br>'.join(esc(f) for f in c.findings) or '&ndash;'}</td></tr>"
+        for c in checks
+    )
+    splits = list(summary["per_class"])
+    labels = list(summary["per_class"][splits[0]])
+    count_rows = "".join(
+        f"<tr><td>{esc(label)}</td>" + "".join(f"<td>{summary['per_class'][s][label]}</td>" for s in splits) + "</tr>"
+        for label in labels
+    )
+    verdict = "all expectations hold" if not summary["expectations"]["failed"] else (
+        f"{summary['expectations']['failed']} of {summary['expectations']['evaluated']} expectations failed")
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>Raw data validation</title><style>
+body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse;margin-bottom:2em}}
+td,th{{border:1px solid #ccc;padding:4px 8px;vertical-align:top;text-align:left}}
+tr.bad td:first-child{{background:#f8d0d0}} tr.ok td:first-child{{background:#d0f0d0}}</style></head><body>
+<h1>Raw data validation: {esc(verdict)}</h1>
+<p>{summary['files']} files; images per split: {esc(str(summary['images']))}; leaks between Train and Test:
+{summary['leaks']}; train imbalance (largest/smallest class): {summary['imbalance_ratio_train']}.</p>
+<h2>Images per class</h2><table><tr><th>class</th>{''.join(f'<th>{esc(s)}</th>' for s in splits)}</tr>{count_rows}</table>
+<h2>Expectations (Great Expectations suites <code>raw_images</code>, <code>class_counts</code>)</h2>
+<table><tr><th>result</th><th>what it guards</th><th>expectation</th><th>files</th></tr>{rows}</table>
+</body></html>
+"""
+
+
+def run(params: Params, raw: Path, manifest_path: Path, metrics_path: Path, report_path: Path) -> dict:
+    frame = manifest_lib.build(raw, params.classes, params.class_aliases, params.split_folders,
+                               params.validate.near_duplicate_max_distance)
+    counts = manifest_lib.class_counts(frame, params.classes, params.split_folders)
+    checks = suite.run(frame, counts, params.validate)
+    summary = summarise(frame, counts, checks)
+    atomic.write_json(metrics_path, summary)
+    atomic.write_text(report_path, render_report(summary, checks))
+    if summary["expectations"]["failed"]:
+        raise ValidationFailed(f"raw data in {raw} failed validation (report: {report_path}):\n"
+                               + failure_message(checks))
+    with atomic.target(manifest_path) as tmp:
+        frame.to_csv(tmp, index=False)
+    return summary
+
+
+def main(params: Params, argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m pipeline validate", description=__doc__)
+    parser.add_argument("--raw", type=Path, default=Path("data/raw"))
+    parser.add_argument("--manifest", type=Path, default=Path("data/manifest.csv"))
+    parser.add_argument("--metrics", type=Path, default=Path("metrics/validate.json"))
+    parser.add_argument("--report", type=Path, default=Path("reports/validation.html"))
+    args = parser.parse_args(argv)
+    summary = run(params, args.raw, args.manifest, args.metrics, args.report)
+    print(f"validate: {summary['images']} images, all {summary['expectations']['evaluated']} expectations hold")

@@ -1,0 +1,50 @@
+"""Unit tests of params.yaml loading: typed objects, and a clear error for each kind of mistake."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline import config
+from pipeline.data.classes import normalise
+
+
+def test_repository_params_load(params):
+    assert params.classes == ["joy", "sadness", "fear", "anger", "surprise", "natural"]
+    assert params.class_index("natural") == 5
+    assert isinstance(params.validate.min_images_per_class["train"], int)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"validate": {"min_widht": 3}}, "validate.min_widht: unknown key (did you mean 'min_width'?)"),
+        ({"image_size": "big"}, "image_size: expected int, got 'big'"),
+        ({"image_size": 64}, "image_size: 64 is below 75"),
+        ({"seed": True}, "seed: expected int, got True"),
+        ({"classes": "joy"}, "classes: expected a list"),
+        ({"class_aliases": {"glad": "glee"}}, "class_aliases.glad: 'glee' is not one of classes"),
+        ({"validate": {"min_images_per_class": {"val": 1}}}, "min_images_per_class.val: unknown split"),
+    ],
+)
+def test_mistakes_are_clear_errors(raw_params, override, message):
+    with pytest.raises(config.ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        config.from_dict(raw_params, override)
+
+
+def test_missing_key_is_named(raw_params):
+    broken = {k: v for k, v in raw_params.items() if k != "seed"}
+    with pytest.raises(config.ConfigError, match="seed: missing key"):
+        config.from_dict(broken)
+
+
+def test_load_names_the_file(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("classes: [a\n")
+    with pytest.raises(config.ConfigError, match="params.yaml: not valid YAML"):
+        config.load(path)
+
+
+@pytest.mark.parametrize(("folder", "label"), [("Natural", "natural"), ("neutral", "natural"), ("HAPPY", "joy"),
+                                                ("  Sadness ", "sadness"), ("bored", None)])
+def test_folder_names_normalise(params, folder, label):
+    assert normalise(folder, params.classes, params.class_aliases) == label
