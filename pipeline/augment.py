@@ -85,9 +85,8 @@ def run(params: Params, manifest_path: Path, raw: Path, out: Path, metrics_path:
     summary = summarise(train, pd.DataFrame(index), params, found)
     atomic.write_json(metrics_path, summary)
     with atomic.target(plot_path) as tmp_plot:
-        pd.DataFrame([{"class": label, "count": n, "when": when}
-                      for when in ("before", "after") for label, n in summary[when].items()]).to_csv(tmp_plot,
-                                                                                                   index=False)
+        pd.DataFrame([{"bar": f"{label} {when}", "class": label, "when": when, "count": summary[when][label]}
+                      for label in params.classes for when in ("before", "after")]).to_csv(tmp_plot, index=False)
     return summary
 
 

@@ -77,6 +77,13 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class PromoteConfig:
+    gate: dict[str, str]
+    tolerance: float
+    tag_prefix: str
+
+
+@dataclass(frozen=True)
 class SampleDataConfig:
     seed: int
     image_size: int
@@ -93,6 +100,7 @@ class Params:
     validate: ValidateConfig
     augment: AugmentConfig
     train: dict[str, TrainConfig]
+    promote: PromoteConfig
     sample_data: SampleDataConfig
 
     def class_index(self, name: str) -> int:

@@ -58,10 +58,6 @@ def _pil_open(data: bytes, name: str) -> Image.Image:
     return img
 
 
-_CHANNELS = {"1": 1, "L": 1, "I": 1, "I;16": 1, "I;16B": 1, "I;16L": 1, "F": 1, "P": 3, "LA": 2, "RGB": 3,
-             "RGBA": 4, "CMYK": 4, "YCbCr": 3, "PA": 4}
-
-
 def to_rgb8(array: np.ndarray) -> np.ndarray:
     """Any cv2-decoded array (gray, BGR, BGRA; 8 or 16 bit) -> 8-bit RGB."""
     if array.dtype == np.uint16:
@@ -110,15 +106,16 @@ def inspect(path: str | Path) -> ImageInfo:
     """Decode a file strictly and describe it; raises ImageReadError naming the file and the problem."""
     path = Path(path)
     data = path.read_bytes()
-    img = _pil_open(data, str(path))
-    rgb = decode_rgb(data, str(path))
-    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-    depth = 16 if img.mode.startswith("I;16") or img.mode == "I" else 8
+    img = _pil_open(data, str(path))  # strict: catches truncation that cv2 would decode as grey
+    array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if array is None:
+        raise ImageReadError(f"{path}: {img.format} image that OpenCV cannot decode")
+    gray = cv2.cvtColor(to_rgb8(array), cv2.COLOR_RGB2GRAY)
     return ImageInfo(
         width=img.width,
         height=img.height,
-        channels=_CHANNELS.get(img.mode, len(img.getbands())),
-        bit_depth=depth,
+        channels=1 if array.ndim == 2 else array.shape[2],
+        bit_depth=array.dtype.itemsize * 8,
         format=(img.format or "unknown").lower(),
         sha256=hashlib.sha256(data).hexdigest(),
         phash=phash(gray),

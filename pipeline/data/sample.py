@@ -3,14 +3,13 @@
 The pipeline has to run end to end offline and in CI without the real photographs, so this module draws stand-ins.
 The emotion is carried only by facial geometry (brows, eyelids, mouth). Identity (skin, hair, eyes, clothes), pose,
 background, lighting and camera noise come from one distribution shared by every class, so a model cannot score by
-colour, brightness, position or file size, and has to look at the face the way the real task requires.
-
-Each image has its own numpy Generator keyed by (seed, split, class, index): a seed gives byte-identical files no
-matter in which order images are drawn, and the contact sheet shows exactly the first training images.
+colour, brightness, position or file size. Each image has its own numpy Generator keyed by (seed, split, class,
+index): a seed gives byte-identical files whatever the drawing order, and the contact sheet shows the first Train faces.
 """
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import cv2
@@ -75,10 +74,8 @@ class _Look:
     """Who is pictured: drawn from one distribution for every emotion, so identity never hints at the label."""
 
     def __init__(self, rng: np.random.Generator) -> None:
-        k = rng.uniform(0, len(_SKIN) - 1)
-        lo = int(k)
-        hi = min(lo + 1, len(_SKIN) - 1)
-        self.skin = np.clip(_SKIN[lo] * (1 - (k - lo)) + _SKIN[hi] * (k - lo) + rng.normal(0, 5, 3), 0, 255)
+        k, anchors = rng.uniform(0, len(_SKIN) - 1), np.arange(len(_SKIN))
+        self.skin = np.clip([np.interp(k, anchors, _SKIN[:, ch]) for ch in range(3)] + rng.normal(0, 5, 3), 0, 255)
         self.hair = np.clip(np.array(_HAIR[rng.integers(len(_HAIR))]) + rng.normal(0, 8, 3), 0, 255)
         self.iris = np.array(_IRIS[rng.integers(len(_IRIS))], dtype=np.float64)
         self.shirt = rng.uniform(30, 230, 3)
@@ -88,7 +85,7 @@ class _Look:
         self.eye_dx, self.eye_w = self.rx * rng.uniform(0.36, 0.42), self.rx * rng.uniform(0.17, 0.2)
         self.eye_y, self.mouth_y = CY + self.ry * rng.uniform(-0.02, 0.06), CY + self.ry * rng.uniform(0.5, 0.58)
         self.gaze = rng.uniform(-0.25, 0.25, 2)
-        self.nose_style, self.blush = int(rng.integers(2)), float(rng.uniform(0.0, 0.25))
+        self.nose_style, self.blush = int(rng.integers(2)), float(rng.uniform(0.0, 0.35))
 
 
 def _expression(emotion: str, rng: np.random.Generator) -> dict[str, float]:
@@ -100,8 +97,8 @@ def _expression(emotion: str, rng: np.random.Generator) -> dict[str, float]:
 
 def _c(bgr: np.ndarray | tuple[float, ...], k: float = 1.0) -> tuple[float, float, float, float]:
     """An opaque BGRA drawing colour from a BGR colour, scaled by k (k < 1 darkens)."""
-    b, g, r = (float(min(255.0, max(0.0, v * k))) for v in bgr)
-    return (b, g, r, 255.0)
+    b, g, r = np.clip(np.asarray(bgr, dtype=np.float64) * k, 0, 255)
+    return (float(b), float(g), float(r), 255.0)
 
 
 def _pts(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
@@ -134,11 +131,9 @@ def _draw_head(img: np.ndarray, look: _Look) -> None:
     _fill(img, CX + rx * np.cos(t) * (1 - look.jaw * np.clip(np.sin(t), 0, 1) ** 2), CY + ry * np.sin(t), _c(skin))
     top, line = CY - ry, CY - look.hairline * ry
     if look.hair_style in (1, 2):  # hugs the crown; the hairline dips toward the temples and may sweep to a side
-        a = np.linspace(np.pi * 1.05, np.pi * 1.95, 40)
-        xs = np.r_[CX + 1.06 * rx * np.cos(a), CX + np.linspace(0.98, -0.98, 40) * rx]
-        x = np.linspace(0.98, -0.98, 40)
+        a, x = np.linspace(np.pi * 1.05, np.pi * 1.95, 40), np.linspace(0.98, -0.98, 40)
         edge = line + (CY - 0.05 * ry - line) * np.abs(x) ** 2.5 + look.sweep * ry * x
-        _fill(img, xs, np.r_[CY + 1.06 * ry * np.sin(a), edge], _c(hair))
+        _fill(img, np.r_[CX + 1.06 * rx * np.cos(a), CX + x * rx], np.r_[CY + 1.06 * ry * np.sin(a), edge], _c(hair))
     elif look.hair_style == 3:  # curls: a ring of circles over the crown
         for a in np.linspace(-0.95 * np.pi, -0.05 * np.pi, 9):
             centre = (int(CX + 1.0 * rx * np.cos(a)), int(line + (line - top) * 0.9 * np.sin(a)))
@@ -147,9 +142,8 @@ def _draw_head(img: np.ndarray, look: _Look) -> None:
 
 def _draw_eye(img: np.ndarray, look: _Look, ex: dict[str, float], side: int) -> None:
     """An almond eye: lids shape the visible sclera; iris and pupil are clipped to it. t = -1 is the inner corner."""
-    cx, cy, w = CX + side * look.eye_dx, look.eye_y, look.eye_w * ex["eye_scale"]
+    cx, cy, w, t = CX + side * look.eye_dx, look.eye_y, look.eye_w * ex["eye_scale"], np.linspace(-1, 1, 41)
     h = w * ex["eye_open"]
-    t = np.linspace(-1, 1, 41)
     xs, bulge = cx + side * t * w, (1 - t**2) ** 0.6
     lid = cy - h + h * (ex["lid_cover"] - ex["lid_tilt"] * t)  # anger lowers the inner end, sadness the outer
     upper = np.maximum(cy - h * bulge, lid)
@@ -169,20 +163,16 @@ def _draw_eye(img: np.ndarray, look: _Look, ex: dict[str, float], side: int) -> 
 
 def _draw_brow(img: np.ndarray, look: _Look, ex: dict[str, float], side: int) -> None:
     """A tapered brow; raise lifts it, tilt > 0 lifts the inner end (sad, afraid), tilt < 0 drops it (angry)."""
-    u, w = look.rx, look.eye_w * 1.25
-    t = np.linspace(-1, 1, 25)
-    cx = CX + side * (look.eye_dx - ex["brow_in"] * u)
-    mid = look.eye_y - 0.32 * u - ex["brow_raise"] * u
-    y = mid - ex["brow_arch"] * u * (1 - t**2) + ex["brow_tilt"] * u * t
-    thick = 0.065 * u * (1.2 - 0.45 * (t + 1) / 2)
-    xs = cx + side * t * w
+    u, t = look.rx, np.linspace(-1, 1, 25)
+    xs = CX + side * (look.eye_dx - ex["brow_in"] * u + t * look.eye_w * 1.25)
+    y = look.eye_y - (0.32 + ex["brow_raise"] + ex["brow_arch"] * (1 - t**2) - ex["brow_tilt"] * t) * u
+    thick = 0.065 * u * (1.2 - 0.45 * (t + 1) / 2)  # heavier at the inner end
     _fill(img, np.r_[xs, xs[::-1]], np.r_[y - thick, (y + thick)[::-1]], _c(look.hair, 0.7))
 
 
 def _draw_mouth(img: np.ndarray, look: _Look, ex: dict[str, float]) -> None:
     """Corners rise by mouth_curve (smile) or drop (frown); an opening of mouth_open splits into two lip curves."""
-    u, lips, dark = look.rx, _c(look.skin * np.array([0.75, 0.7, 0.95]), 0.85), _c((40, 30, 90))
-    t = np.linspace(-1, 1, 41)
+    u, lips, t = look.rx, _c(look.skin * np.array([0.75, 0.7, 0.95]), 0.85), np.linspace(-1, 1, 41)
     xs, base = CX + t * ex["mouth_w"] * u, look.mouth_y - ex["mouth_curve"] * u * t**2
     h, shape = ex["mouth_open"] * u, (1 - t**2) ** ex["mouth_round"]
     if h <= 0:  # closed: a lip line, thicker when pressed tight in anger, with a hint of the lower lip
@@ -192,7 +182,7 @@ def _draw_mouth(img: np.ndarray, look: _Look, ex: dict[str, float]) -> None:
         _line(img, xs[inner], base[inner] + 0.12 * u, _c(look.skin, 0.8), 0.035 * u)
         return
     upper, lower = base - ex["mouth_top"] * h * shape, base + (1 - ex["mouth_top"]) * h * shape
-    _fill(img, np.r_[xs, xs[::-1]], np.r_[upper, lower[::-1]], dark)
+    _fill(img, np.r_[xs, xs[::-1]], np.r_[upper, lower[::-1]], _c((40, 30, 90)))
     if ex["teeth"] == 1:  # upper teeth: a white band under the upper lip
         _fill(img, np.r_[xs, xs[::-1]], np.r_[upper, np.minimum(upper + 0.3 * h + 0.02 * u, lower)[::-1]],
               _c((235, 240, 240)))
@@ -206,27 +196,24 @@ def _draw_mouth(img: np.ndarray, look: _Look, ex: dict[str, float]) -> None:
 
 def _draw_details(img: np.ndarray, look: _Look, ex: dict[str, float], rng: np.random.Generator) -> None:
     """Nose, cheeks, smile lines, frown lines and tears."""
-    u, shadow = look.rx, _c(look.skin, 0.6)
-    ny = CY + 0.3 * look.ry
+    u, shadow, ny = look.rx, _c(look.skin, 0.6), CY + 0.3 * look.ry
     if look.nose_style == 0:  # a soft "u" with nostrils
         cv2.ellipse(img, (CX, int(ny)), (int(0.12 * u), int(0.07 * u)), 0, 20, 160, shadow, 3, _AA)
     else:  # a side-lit ridge ending in a hook
-        _line(img, np.array([CX + 0.03 * u, CX + 0.09 * u, CX - 0.02 * u]), np.array([ny - 0.22 * u, ny, ny + 0.04 * u]),
-              shadow, 3)
+        _line(img, CX + np.array([0.03, 0.09, -0.02]) * u, ny + np.array([-0.22, 0, 0.04]) * u, shadow, 3)
     blush = img.copy()
-    lift = 0.08 * u * ex["cheek"]  # joy: cheeks pushed up and rounder
+    lift = 0.08 * u * ex["cheek"]  # joy: cheeks pushed up and rounder (shape only: blush strength is class-blind)
     for side in (-1, 1):
         centre = (int(CX + side * 0.55 * u), int(CY + 0.35 * look.ry - lift))
-        cv2.ellipse(blush, centre, (int(0.18 * u), int(0.11 * u)), 0, 0, 360, _c((120, 110, 230)), -1, _AA)
+        cv2.ellipse(blush, centre, (int(0.18 * u), int(0.11 * u + lift / 2)), 0, 0, 360, _c((120, 110, 230)), -1, _AA)
         if ex["cheek"]:  # smile lines arching around the corners of the mouth
             x = CX + side * (ex["mouth_w"] + 0.08) * u
             cv2.ellipse(img, (int(x), int(look.mouth_y - 0.15 * u)), (int(0.06 * u), int(0.16 * u)), 0,
                         -60 if side > 0 else 240, 60 if side > 0 else 120, shadow, 2, _AA)
-    cv2.addWeighted(blush, look.blush + 0.15 * ex["cheek"], img, 1 - look.blush - 0.15 * ex["cheek"], 0, dst=img)
+    cv2.addWeighted(blush, look.blush, img, 1 - look.blush, 0, dst=img)
     if rng.random() < ex["frown"]:  # vertical creases between lowered brows
         for side in (-1, 1):
-            x = CX + side * 0.07 * u
-            _line(img, np.array([x, x + side * 0.02 * u]), look.eye_y - np.array([0.35, 0.2]) * u, shadow, 2)
+            _line(img, CX + side * np.array([0.07, 0.09]) * u, look.eye_y - np.array([0.35, 0.2]) * u, shadow, 2)
     if rng.random() < ex["tear"]:
         side = 1 if rng.random() < 0.5 else -1
         x, y = CX + side * (look.eye_dx + 0.3 * look.eye_w), look.eye_y + 0.25 * u
@@ -256,15 +243,11 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
 
 
 def _place(layer: np.ndarray, look: _Look, rng: np.random.Generator, size: int) -> np.ndarray:
-    """Scale, rotate and move the drawing into a size x size frame; returns premultiplied BGRA as float32.
-
-    Anti-aliased drawing on a transparent canvas yields premultiplied colour, so resizing and rotating are exact.
-    BORDER_REPLICATE extends the shirt beyond the canvas's bottom edge instead of cutting it off.
-    """
+    """Scale, rotate and move the drawing into the frame. Anti-aliased drawing on a transparent canvas gives
+    premultiplied BGRA, so resampling is exact; BORDER_REPLICATE continues the shirt past the canvas's bottom edge."""
     fill = rng.uniform(0.55, 0.85)  # head height as a fraction of the frame
     n = max(8, round(CANVAS * fill * size / (2 * look.ry)))
-    small = cv2.resize(layer, (n, n), interpolation=cv2.INTER_AREA)
-    s = n / CANVAS
+    small, s = cv2.resize(layer, (n, n), interpolation=cv2.INTER_AREA), n / CANVAS
     shift = rng.uniform(-1, 1, 2) * (1 - fill) * size * 0.3
     m = cv2.getRotationMatrix2D((CX * s, CY * s), float(rng.uniform(-15, 15)), 1.0)
     m[:, 2] += (size * 0.5 + shift[0] - CX * s, size * 0.47 + shift[1] - CY * s)
@@ -283,11 +266,9 @@ def _camera(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def draw_face(emotion: str, rng: np.random.Generator, size: int) -> np.ndarray:
     """Draw one face showing ``emotion`` (a key of FOLDERS) as a size x size uint8 BGR image."""
-    if emotion not in _EMOTIONS:
-        raise ValueError(f"unknown emotion {emotion!r}; expected one of {sorted(_EMOTIONS)}")
-    look = _Look(rng)
-    ex = _expression(emotion, rng)
-    layer = np.zeros((CANVAS, CANVAS, 4), np.uint8)
+    if emotion not in _EMOTIONS or size < 16:
+        raise ValueError(f"cannot draw {emotion!r} at {size} px: need one of {list(FOLDERS)} and size >= 16")
+    look, ex, layer = _Look(rng), _expression(emotion, rng), np.zeros((CANVAS, CANVAS, 4), np.uint8)
     _draw_head(layer, look)
     for side in (-1, 1):
         _draw_eye(layer, look, ex, side)
@@ -300,9 +281,16 @@ def draw_face(emotion: str, rng: np.random.Generator, size: int) -> np.ndarray:
     return _camera(face[..., :3] + bg * (1 - face[..., 3:] / 255), rng)
 
 
-def _image_rng(seed: int, split: int, cls: int, i: int) -> np.random.Generator:
+def _image_rng(seed: int, split: str, emotion: str, i: int) -> np.random.Generator:
     """The one Generator of an image: depends only on its key, never on what was drawn before it."""
-    return np.random.default_rng([seed, 1, split, cls, i])
+    return np.random.default_rng([seed, 1, list(SPLITS).index(split), list(FOLDERS).index(emotion), i])
+
+
+def _encode(ext: str, img: np.ndarray, flags: list[int] | None = None) -> bytes:
+    ok, data = cv2.imencode(ext, img, flags or [])
+    if not ok:
+        raise RuntimeError(f"OpenCV could not encode a {ext} image")
+    return data.tobytes()
 
 
 def generate(out_dir: Path, counts: dict[str, dict[str, int]], seed: int, size: int) -> dict[str, int]:
@@ -313,43 +301,33 @@ def generate(out_dir: Path, counts: dict[str, dict[str, int]], seed: int, size: 
     """
     out_dir = Path(out_dir)
     for split, per_class in counts.items():
-        if split not in SPLITS:
-            raise ValueError(f"unknown split {split!r} in counts; expected {sorted(SPLITS)}")
         for name, n in per_class.items():
-            if name not in FOLDERS or int(n) < 0:
-                raise ValueError(f"counts[{split!r}][{name!r}] = {n!r}: need a class of {list(FOLDERS)} and n >= 0")
+            if split not in SPLITS or name not in FOLDERS or int(n) < 0:
+                raise ValueError(f"counts[{split!r}][{name!r}] = {n!r}: need a split of {list(SPLITS)}, a class of "
+                                 f"{list(FOLDERS)} and a count >= 0")
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise ValueError(f"{out_dir} already exists and is not empty; sample data is written only to a new folder")
-    jobs = [(s, c, i) for s, split in enumerate(SPLITS) if split in counts
-            for c, name in enumerate(FOLDERS) for i in range(int(counts[split].get(name, 0)))]
+    jobs = [(split, name, i) for split in SPLITS if split in counts for name in FOLDERS
+            for i in range(int(counts[split].get(name, 0)))]
     numbers = np.random.default_rng([seed, _NAME_STREAM]).permutation(len(jobs))
-    splits, names = list(SPLITS), list(FOLDERS)
-    written = {split: 0 for split in counts}
     with atomic.directory(out_dir) as tmp:
-        for split in counts:
-            for name in FOLDERS:
-                (tmp / SPLITS[split] / FOLDERS[name]).mkdir(parents=True)
-        for (s, c, i), number in zip(jobs, numbers, strict=True):
-            img = draw_face(names[c], _image_rng(seed, s, c, i), size)
-            ok, data = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-            if not ok:
-                raise RuntimeError("OpenCV could not encode a JPEG")
-            (tmp / SPLITS[splits[s]] / FOLDERS[names[c]] / f"img_{number:04d}.jpg").write_bytes(data.tobytes())
-            written[splits[s]] += 1
-    return written
+        for split, name in itertools.product(counts, FOLDERS):  # every class folder, even one left empty
+            (tmp / SPLITS[split] / FOLDERS[name]).mkdir(parents=True)
+        for (split, name, i), number in zip(jobs, numbers, strict=True):
+            jpeg = _encode(".jpg", draw_face(name, _image_rng(seed, split, name, i), size),
+                           [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+            (tmp / SPLITS[split] / FOLDERS[name] / f"img_{number:04d}.jpg").write_bytes(jpeg)
+    return {split: sum(int(n) for n in counts[split].values()) for split in counts}
 
 
 def preview(out_png: Path, seed: int, size: int, per_class: int = 6) -> None:
     """Write a PNG contact sheet: one labelled row per emotion, showing the first ``per_class`` training faces."""
     pad, label_w = 4, 110
     sheet = np.full((len(FOLDERS) * (size + pad) + pad, label_w + per_class * (size + pad) + pad, 3), 255, np.uint8)
-    for c, name in enumerate(FOLDERS):
-        y = pad + c * (size + pad)
+    for row, name in enumerate(FOLDERS):
+        y = pad + row * (size + pad)
         cv2.putText(sheet, name, (pad, y + size // 2 + 5), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1, _AA)
         for i in range(per_class):
             x = label_w + i * (size + pad)
-            sheet[y:y + size, x:x + size] = draw_face(name, _image_rng(seed, 0, c, i), size)
-    ok, data = cv2.imencode(".png", sheet)
-    if not ok:
-        raise RuntimeError("OpenCV could not encode a PNG")
-    atomic.write_bytes(out_png, data.tobytes())
+            sheet[y:y + size, x:x + size] = draw_face(name, _image_rng(seed, "train", name, i), size)
+    atomic.write_bytes(out_png, _encode(".png", sheet))

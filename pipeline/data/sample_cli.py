@@ -22,4 +22,4 @@ def main(params: Params, argv: list[str]) -> None:
         print(f"sample-data: contact sheet written to {args.preview}")
         return
     written = sample.generate(args.out, cfg.counts, seed=args.seed, size=cfg.image_size)
-    print(f"sample-data: {written} images written to {args.out}")
+    print(f"sample-data: {written['train']} train and {written['test']} test images written to {args.out}")

@@ -16,6 +16,8 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # no network calls from 
 import great_expectations as gx  # noqa: E402
 import great_expectations.expectations as gxe  # noqa: E402
 
+from great_expectations.data_context.types.base import ProgressBarsConfig  # noqa: E402
+
 from pipeline.config import ValidateConfig  # noqa: E402
 
 
@@ -96,4 +98,5 @@ def run(manifest: pd.DataFrame, counts: pd.DataFrame, cfg: ValidateConfig) -> li
     """Validate the manifest and the class counts; returns every check with the files behind each failure."""
     counts = counts.assign(path=counts["folder"], minimum=counts["split"].map(cfg.min_images_per_class).fillna(0))
     context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)  # a stage log, not a terminal UI
     return _run(context, "images", image_suite(cfg), manifest) + _run(context, "counts", count_suite(), counts)

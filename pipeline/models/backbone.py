@@ -7,6 +7,7 @@ from pathlib import Path
 import keras
 
 IMAGENET = "imagenet"
+BN_MOMENTUM = 0.9
 NOTOP_FILE = "inception_resnet_v2_weights_tf_dim_ordering_tf_kernels_notop.h5"
 
 
@@ -23,7 +24,7 @@ def inception_resnet_v2(image_size: int, weights: str | None) -> keras.Model:
     if weights not in (None, IMAGENET) and not Path(weights).is_file():
         raise WeightsError(f"weights file {weights} not found (give 'imagenet', null, or a path to a .h5/.weights.h5)")
     try:
-        return keras.applications.InceptionResNetV2(
+        model = keras.applications.InceptionResNetV2(
             include_top=False, weights=weights, input_shape=(image_size, image_size, 3))
     except Exception as exc:  # Keras raises a bare Exception on a failed download
         if weights != IMAGENET or "fetch failure" not in str(exc).lower() and "url" not in str(exc).lower():
@@ -32,6 +33,12 @@ def inception_resnet_v2(image_size: int, weights: str | None) -> keras.Model:
             "could not download the ImageNet weights of InceptionResNetV2 (no network here?). Either run once where "
             f"there is network access, or copy {NOTOP_FILE} into ~/.keras/models/, or set the model's weights in "
             f"params.yaml to a local file or to null (train from scratch). Cause: {exc}") from None
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            # Keras' 0.99 lets the moving statistics lag far behind the weights over the few hundred steps of a
+            # small dataset trained from scratch, and validation then sees garbage; pretrained BN stays frozen.
+            layer.momentum = BN_MOMENTUM
+    return model
 
 
 def spatial_size(layer: keras.layers.Layer) -> int | None:
