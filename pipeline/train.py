@@ -104,7 +104,7 @@ def fit(model: keras.Model, cfg: TrainConfig, train: tf.data.Dataset, val: tf.da
             model.load_weights(done)
         else:
             model.fit(train, validation_data=val, initial_epoch=offset, epochs=offset + phase.epochs, verbose=2,
-                      callbacks=callbacks.for_phase(cfg, state, phase.name, live_dir, history))
+                      callbacks=callbacks.for_phase(model, cfg, state, phase.name, live_dir, history))
             with atomic.target(done) as tmp:
                 model.save_weights(tmp)
         offset += phase.epochs

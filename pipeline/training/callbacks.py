@@ -11,7 +11,6 @@ from dvclive import Live
 from pipeline import atomic
 from pipeline.config import TrainConfig
 
-MONITOR = "val_emotion_macro_f1"
 HISTORY = "history.json"
 BEST = "best.weights.h5"
 
@@ -21,8 +20,13 @@ def load_history(state: Path) -> list[dict]:
     return json.loads(path.read_text()) if path.exists() else []
 
 
+def monitor(model: keras.Model) -> str:
+    """The validation macro F1 as Keras names it: prefixed by the output only when the model has several."""
+    return "val_emotion_macro_f1" if len(model.outputs) > 1 else "val_macro_f1"
+
+
 def best_epoch(history: list[dict]) -> int:
-    return max(history, key=lambda h: h.get(MONITOR, -1.0))["epoch"] if history else 0
+    return max(history, key=lambda h: h["val_macro_f1"])["epoch"] if history else 0
 
 
 def best_weights(state: Path) -> Path:
@@ -40,17 +44,18 @@ class Progress(keras.callbacks.Callback):
         super().__init__()
         self.state = state
         self.history = history
-        self.best = max((h.get(MONITOR, -1.0) for h in history), default=-1.0)
+        self.best = max((h["val_macro_f1"] for h in history), default=-1.0)
         self.live = Live(str(live_dir), resume=bool(history), save_dvc_exp=False, dvcyaml=None)
 
     def on_epoch_begin(self, epoch, logs=None):
         atomic.write_json(self.state / "running.json", {"epoch": epoch})
 
     def on_epoch_end(self, epoch, logs=None):
-        logs = {k: float(v) for k, v in (logs or {}).items()}
+        # one naming for both models: the U-Net's Keras logs say "val_emotion_macro_f1" where IRv2's say "val_macro_f1"
+        logs = {k.replace("emotion_", ""): float(v) for k, v in (logs or {}).items()}
         logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-        if logs.get(MONITOR, -1.0) > self.best:
-            self.best = logs[MONITOR]
+        if logs["val_macro_f1"] > self.best:
+            self.best = logs["val_macro_f1"]
             with atomic.target(self.state / BEST) as tmp:
                 self.model.save_weights(tmp)
         self.history[:] = [h for h in self.history if h["epoch"] != epoch + 1] + [{"epoch": epoch + 1, **logs}]
@@ -64,10 +69,11 @@ class Progress(keras.callbacks.Callback):
         self.live.end()
 
 
-def for_phase(cfg: TrainConfig, state: Path, phase: str, live_dir: Path, history: list[dict]) -> list:
+def for_phase(model: keras.Model, cfg: TrainConfig, state: Path, phase: str, live_dir: Path,
+              history: list[dict]) -> list:
     return [
         Progress(state, live_dir, history),
-        keras.callbacks.EarlyStopping(monitor=MONITOR, mode="max", patience=cfg.early_stopping_patience),
+        keras.callbacks.EarlyStopping(monitor=monitor(model), mode="max", patience=cfg.early_stopping_patience),
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=cfg.reduce_lr_patience),
         keras.callbacks.BackupAndRestore(str(state / phase / "backup")),
     ]

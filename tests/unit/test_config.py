@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from pipeline import config
@@ -27,7 +29,7 @@ def test_repository_params_load(params):
     ],
 )
 def test_mistakes_are_clear_errors(raw_params, override, message):
-    with pytest.raises(config.ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(config.ConfigError, match=re.escape(message)):
         config.from_dict(raw_params, override)
 
 
