@@ -15,8 +15,11 @@ COMMANDS = {
 }
 
 # Errors that mean "your input is wrong", reported as one clear message rather than a traceback.
-USER_ERRORS = ("pipeline.config.ConfigError", "pipeline.validate.ValidationFailed",
-               "pipeline.data.images.ImageReadError")
+USER_ERRORS = (
+    "pipeline.config.ConfigError",
+    "pipeline.validate.ValidationFailed",
+    "pipeline.data.images.ImageReadError",
+)
 
 
 def _user_error_types() -> tuple[type, ...]:

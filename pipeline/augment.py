@@ -65,8 +65,9 @@ def run(params: Params, manifest_path: Path, raw: Path, out: Path, metrics_path:
     with atomic.directory(out) as tmp:
         for row in todo.itertuples():
             if row.path not in prepared:
-                image, face = faces.prepare(read_rgb(raw / row.path), params.image_size, detector,
-                                            params.augment.face_margin)
+                image, face = faces.prepare(
+                    read_rgb(raw / row.path), params.image_size, detector, params.augment.face_margin
+                )
                 prepared[row.path] = image
                 found.append(face)
             image = prepared[row.path]
@@ -79,14 +80,27 @@ def run(params: Params, manifest_path: Path, raw: Path, out: Path, metrics_path:
             rel = Path(row.side) / row.label / f"{name}.png"
             (tmp / rel.parent).mkdir(parents=True, exist_ok=True)
             _write_png(tmp / rel, image)
-            index.append({"path": rel.as_posix(), "split": row.side, "label": row.label, "source": row.path,
-                          "source_sha256": row.sha256, "augmented": pd.notna(row.copy)})
+            index.append(
+                {
+                    "path": rel.as_posix(),
+                    "split": row.side,
+                    "label": row.label,
+                    "source": row.path,
+                    "source_sha256": row.sha256,
+                    "augmented": pd.notna(row.copy),
+                }
+            )
         pd.DataFrame(index).to_csv(tmp / "index.csv", index=False)
     summary = summarise(train, pd.DataFrame(index), params, found)
     atomic.write_json(metrics_path, summary)
     with atomic.target(plot_path) as tmp_plot:
-        pd.DataFrame([{"bar": f"{label} {when}", "class": label, "when": when, "count": summary[when][label]}
-                      for label in params.classes for when in ("before", "after")]).to_csv(tmp_plot, index=False)
+        pd.DataFrame(
+            [
+                {"bar": f"{label} {when}", "class": label, "when": when, "count": summary[when][label]}
+                for label in params.classes
+                for when in ("before", "after")
+            ]
+        ).to_csv(tmp_plot, index=False)
     return summary
 
 

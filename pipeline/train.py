@@ -66,9 +66,18 @@ def compile_model(model: keras.Model, cfg: TrainConfig, learning_rate: float) ->
     if cfg.unet is not None:
         loss["reconstruction"] = keras.losses.MeanSquaredError()
         weights["reconstruction"] = cfg.unet.reconstruction_weight
-    model.compile(optimizer=optimizer, loss=loss, loss_weights=weights, jit_compile=cfg.xla,
-                  metrics={"emotion": [keras.metrics.CategoricalAccuracy(name="accuracy"),
-                                       keras.metrics.F1Score(average="macro", name="macro_f1")]})
+    model.compile(
+        optimizer=optimizer,
+        loss=loss,
+        loss_weights=weights,
+        jit_compile=cfg.xla,
+        metrics={
+            "emotion": [
+                keras.metrics.CategoricalAccuracy(name="accuracy"),
+                keras.metrics.F1Score(average="macro", name="macro_f1"),
+            ]
+        },
+    )
 
 
 def fingerprint(cfg: TrainConfig, params: Params, index_file: Path) -> str:
@@ -84,15 +93,24 @@ def datasets(params: Params, cfg: TrainConfig, data: Path) -> tuple[tf.data.Data
     n = len(params.classes)
     weights = tfdata.class_weights(train_labels, n) if cfg.class_weight == "balanced" else None
     recon = cfg.unet is not None
-    train = tfdata.labelled(tfdata.image_files(train_paths, params.image_size), train_labels, n, cfg.batch_size,
-                            shuffle_seed=params.seed, reconstruction=recon, weights=weights)
-    val = tfdata.labelled(tfdata.image_files(val_paths, params.image_size), val_labels, n, cfg.batch_size,
-                          reconstruction=recon)
+    train = tfdata.labelled(
+        tfdata.image_files(train_paths, params.image_size),
+        train_labels,
+        n,
+        cfg.batch_size,
+        shuffle_seed=params.seed,
+        reconstruction=recon,
+        weights=weights,
+    )
+    val = tfdata.labelled(
+        tfdata.image_files(val_paths, params.image_size), val_labels, n, cfg.batch_size, reconstruction=recon
+    )
     return train, val, val_labels
 
 
-def fit(model: keras.Model, cfg: TrainConfig, train: tf.data.Dataset, val: tf.data.Dataset, state: Path,
-        live_dir: Path) -> list[dict]:
+def fit(
+    model: keras.Model, cfg: TrainConfig, train: tf.data.Dataset, val: tf.data.Dataset, state: Path, live_dir: Path
+) -> list[dict]:
     """Run the phases not yet finished; return the history (one dict per epoch) over all phases."""
     history = callbacks.load_history(state)
     offset = 0
@@ -103,16 +121,23 @@ def fit(model: keras.Model, cfg: TrainConfig, train: tf.data.Dataset, val: tf.da
         if done.exists():
             model.load_weights(done)
         else:
-            model.fit(train, validation_data=val, initial_epoch=offset, epochs=offset + phase.epochs, verbose=2,
-                      callbacks=callbacks.for_phase(model, cfg, state, phase.name, live_dir, history))
+            model.fit(
+                train,
+                validation_data=val,
+                initial_epoch=offset,
+                epochs=offset + phase.epochs,
+                verbose=2,
+                callbacks=callbacks.for_phase(model, cfg, state, phase.name, live_dir, history),
+            )
             with atomic.target(done) as tmp:
                 model.save_weights(tmp)
         offset += phase.epochs
     return history
 
 
-def run(params: Params, name: str, data: Path, model_path: Path, metrics_path: Path, live_dir: Path,
-        state_root: Path) -> dict:
+def run(
+    params: Params, name: str, data: Path, model_path: Path, metrics_path: Path, live_dir: Path, state_root: Path
+) -> dict:
     cfg = params.train[name]
     started = time.time()
     strategy = runtime.configure(cfg, params.seed)
@@ -146,8 +171,16 @@ def main(params: Params, argv: list[str]) -> None:
     parser.add_argument("--state", type=Path, default=Path(".train-state"), help="resume state (not a DVC output)")
     args = parser.parse_args(argv)
     name = args.model
-    metrics = run(params, name, args.data, args.out or Path(f"models/{name}/model.keras"),
-                  args.metrics or Path(f"metrics/train/{name}.json"), args.live or Path(f"dvclive/{name}"),
-                  args.state)
-    print(f"train {name}: validation macro F1 {metrics['val']['macro_f1']:.3f}, "
-          f"accuracy {metrics['val']['accuracy']:.3f}, best epoch {metrics['best_epoch']}")
+    metrics = run(
+        params,
+        name,
+        args.data,
+        args.out or Path(f"models/{name}/model.keras"),
+        args.metrics or Path(f"metrics/train/{name}.json"),
+        args.live or Path(f"dvclive/{name}"),
+        args.state,
+    )
+    print(
+        f"train {name}: validation macro F1 {metrics['val']['macro_f1']:.3f}, "
+        f"accuracy {metrics['val']['accuracy']:.3f}, best epoch {metrics['best_epoch']}"
+    )

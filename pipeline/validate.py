@@ -24,7 +24,10 @@ class ValidationFailed(RuntimeError):
 
 
 def summarise(frame: pd.DataFrame, counts: pd.DataFrame, checks: list[Check]) -> dict:
-    per_class = {split: dict(zip(part["label"], part["count"])) for split, part in counts.groupby("split", sort=False)}
+    per_class = {
+        split: dict(zip(part["label"], part["count"], strict=True))
+        for split, part in counts.groupby("split", sort=False)
+    }
     return {
         "files": len(frame),
         "images": {split: int(sum(c.values())) for split, c in per_class.items()},
@@ -62,16 +65,20 @@ def render_report(summary: dict, checks: list[Check]) -> str:
         f"<tr><td>{esc(label)}</td>" + "".join(f"<td>{summary['per_class'][s][label]}</td>" for s in splits) + "</tr>"
         for label in labels
     )
-    verdict = "all expectations hold" if not summary["expectations"]["failed"] else (
-        f"{summary['expectations']['failed']} of {summary['expectations']['evaluated']} expectations failed")
+    verdict = (
+        "all expectations hold"
+        if not summary["expectations"]["failed"]
+        else (f"{summary['expectations']['failed']} of {summary['expectations']['evaluated']} expectations failed")
+    )
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>Raw data validation</title><style>
 body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse;margin-bottom:2em}}
 td,th{{border:1px solid #ccc;padding:4px 8px;vertical-align:top;text-align:left}}
 tr.bad td:first-child{{background:#f8d0d0}} tr.ok td:first-child{{background:#d0f0d0}}</style></head><body>
 <h1>Raw data validation: {esc(verdict)}</h1>
-<p>{summary['files']} files; images per split: {esc(str(summary['images']))}; leaks between Train and Test:
-{summary['leaks']}; train imbalance (largest/smallest class): {summary['imbalance_ratio_train']}.</p>
-<h2>Images per class</h2><table><tr><th>class</th>{''.join(f'<th>{esc(s)}</th>' for s in splits)}</tr>{count_rows}</table>
+<p>{summary["files"]} files; images per split: {esc(str(summary["images"]))}; leaks between Train and Test:
+{summary["leaks"]}; train imbalance (largest/smallest class): {summary["imbalance_ratio_train"]}.</p>
+<h2>Images per class</h2>
+<table><tr><th>class</th>{"".join(f"<th>{esc(s)}</th>" for s in splits)}</tr>{count_rows}</table>
 <h2>Expectations (Great Expectations suites <code>raw_images</code>, <code>class_counts</code>)</h2>
 <table><tr><th>result</th><th>what it guards</th><th>expectation</th><th>files</th></tr>{rows}</table>
 </body></html>
@@ -79,16 +86,18 @@ tr.bad td:first-child{{background:#f8d0d0}} tr.ok td:first-child{{background:#d0
 
 
 def run(params: Params, raw: Path, manifest_path: Path, metrics_path: Path, report_path: Path) -> dict:
-    frame = manifest_lib.build(raw, params.classes, params.class_aliases, params.split_folders,
-                               params.validate.near_duplicate_max_distance)
+    frame = manifest_lib.build(
+        raw, params.classes, params.class_aliases, params.split_folders, params.validate.near_duplicate_max_distance
+    )
     counts = manifest_lib.class_counts(frame, params.classes, params.split_folders)
     checks = suite.run(frame, counts, params.validate)
     summary = summarise(frame, counts, checks)
     atomic.write_json(metrics_path, summary)
     atomic.write_text(report_path, render_report(summary, checks))
     if summary["expectations"]["failed"]:
-        raise ValidationFailed(f"raw data in {raw} failed validation (report: {report_path}):\n"
-                               + failure_message(checks))
+        raise ValidationFailed(
+            f"raw data in {raw} failed validation (report: {report_path}):\n" + failure_message(checks)
+        )
     with atomic.target(manifest_path) as tmp:
         frame.to_csv(tmp, index=False)
     return summary

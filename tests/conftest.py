@@ -47,5 +47,8 @@ def tiny_raw(tiny_raw_master, tmp_path) -> Path:
 
 def tree_digest(root: Path) -> dict[str, str]:
     """Content hash of every file under root, to prove a stage did not write to its inputs."""
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }

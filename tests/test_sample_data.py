@@ -17,8 +17,11 @@ COUNTS = {"train": dict.fromkeys(sample.FOLDERS, 2), "test": dict.fromkeys(sampl
 
 
 def digests(root: Path) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +68,13 @@ def test_no_trivial_cue_in_colour_or_brightness():
     """A nearest-centroid classifier on mean colour (or brightness) must stay near chance (1/6), leave-one-out."""
     per_class = 20
     labels = np.repeat(np.arange(len(sample.FOLDERS)), per_class)
-    means = np.array([sample.draw_face(name, np.random.default_rng([11, c, i]), SIZE).reshape(-1, 3).mean(0)
-                      for c, name in enumerate(sample.FOLDERS) for i in range(per_class)])
+    means = np.array(
+        [
+            sample.draw_face(name, np.random.default_rng([11, c, i]), SIZE).reshape(-1, 3).mean(0)
+            for c, name in enumerate(sample.FOLDERS)
+            for i in range(per_class)
+        ]
+    )
     for feats in (means, means.mean(1, keepdims=True)):
         z = (feats - feats.mean(0)) / feats.std(0)
         hits = 0

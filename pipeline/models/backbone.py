@@ -25,14 +25,16 @@ def inception_resnet_v2(image_size: int, weights: str | None) -> keras.Model:
         raise WeightsError(f"weights file {weights} not found (give 'imagenet', null, or a path to a .h5/.weights.h5)")
     try:
         model = keras.applications.InceptionResNetV2(
-            include_top=False, weights=weights, input_shape=(image_size, image_size, 3))
+            include_top=False, weights=weights, input_shape=(image_size, image_size, 3)
+        )
     except Exception as exc:  # Keras raises a bare Exception on a failed download
         if weights != IMAGENET or "fetch failure" not in str(exc).lower() and "url" not in str(exc).lower():
             raise
         raise WeightsError(
             "could not download the ImageNet weights of InceptionResNetV2 (no network here?). Either run once where "
             f"there is network access, or copy {NOTOP_FILE} into ~/.keras/models/, or set the model's weights in "
-            f"params.yaml to a local file or to null (train from scratch). Cause: {exc}") from None
+            f"params.yaml to a local file or to null (train from scratch). Cause: {exc}"
+        ) from None
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             # Keras' 0.99 lets the moving statistics lag far behind the weights over the few hundred steps of a
@@ -64,6 +66,8 @@ def skip_layers(backbone: keras.Model, count: int = 4) -> list[str]:
             levels[-1] = (levels[-1][0], layer.name)
         # a larger map here is a parallel branch of an earlier level: it does not move that level's skip
     if len(levels) < count + 1:
-        raise ValueError(f"a {backbone.input.shape[1]} px input gives only {len(levels)} stride levels; "
-                         f"{count} skips and a bottleneck need {count + 1}")
+        raise ValueError(
+            f"a {backbone.input.shape[1]} px input gives only {len(levels)} stride levels; "
+            f"{count} skips and a bottleneck need {count + 1}"
+        )
     return [name for _, name in levels[:count]]

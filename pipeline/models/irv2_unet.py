@@ -31,8 +31,9 @@ def _conv_block(x, filters: int, name: str):
     return x
 
 
-def build(image_size: int, num_classes: int, weights: str | None, head_units: int, dropout: float,
-          decoder_filters: list[int]) -> keras.Model:
+def build(
+    image_size: int, num_classes: int, weights: str | None, head_units: int, dropout: float, decoder_filters: list[int]
+) -> keras.Model:
     base = inception_resnet_v2(image_size, weights)
     skips = skip_layers(base, count=4)
     encoder = keras.Model(base.input, [base.get_layer(n).output for n in skips] + [base.output], name="backbone")
@@ -44,7 +45,7 @@ def build(image_size: int, num_classes: int, weights: str | None, head_units: in
     targets = [*reversed(skip_maps), None]
     if len(decoder_filters) != len(targets):
         raise ValueError(f"decoder_filters needs {len(targets)} entries (one per decoder level), got {decoder_filters}")
-    for level, (skip, filters) in enumerate(zip(targets, decoder_filters), start=1):
+    for level, (skip, filters) in enumerate(zip(targets, decoder_filters, strict=True), start=1):
         name = f"decoder{level}"
         x = keras.layers.Conv2DTranspose(filters, 2, strides=2, name=f"{name}_up")(x)
         x = _align(x, skip.shape[1] if skip is not None else image_size, name)
@@ -53,10 +54,12 @@ def build(image_size: int, num_classes: int, weights: str | None, head_units: in
         x = _conv_block(x, filters, name)
 
     reconstruction = keras.layers.Conv2D(3, 1, activation="tanh", dtype="float32", name="reconstruction")(x)
-    pooled = keras.layers.Concatenate(name="pool")([
-        keras.layers.GlobalAveragePooling2D(name="pool_decoder")(x),
-        keras.layers.GlobalAveragePooling2D(name="pool_bottleneck")(bottleneck),
-    ])
+    pooled = keras.layers.Concatenate(name="pool")(
+        [
+            keras.layers.GlobalAveragePooling2D(name="pool_decoder")(x),
+            keras.layers.GlobalAveragePooling2D(name="pool_bottleneck")(bottleneck),
+        ]
+    )
     h = keras.layers.Dense(head_units, activation="relu", name="head_dense")(pooled)
     h = keras.layers.Dropout(dropout, name="head_dropout")(h)
     emotion = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="emotion")(h)

@@ -69,8 +69,9 @@ class Progress(keras.callbacks.Callback):
         self.live.end()
 
 
-def for_phase(model: keras.Model, cfg: TrainConfig, state: Path, phase: str, live_dir: Path,
-              history: list[dict]) -> list:
+def for_phase(
+    model: keras.Model, cfg: TrainConfig, state: Path, phase: str, live_dir: Path, history: list[dict]
+) -> list:
     return [
         Progress(state, live_dir, history),
         keras.callbacks.EarlyStopping(monitor=monitor(model), mode="max", patience=cfg.early_stopping_patience),

@@ -7,8 +7,9 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, p
 
 
 def macro_f1(labels: np.ndarray, probabilities: np.ndarray, num_classes: int) -> float:
-    return float(f1_score(labels, probabilities.argmax(axis=1), labels=range(num_classes), average="macro",
-                          zero_division=0))
+    return float(
+        f1_score(labels, probabilities.argmax(axis=1), labels=range(num_classes), average="macro", zero_division=0)
+    )
 
 
 def classification_metrics(labels: np.ndarray, probabilities: np.ndarray, classes: list[str]) -> dict:
@@ -21,8 +22,12 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray, classe
         "macro_f1": round(float(f1_score(labels, predicted, labels=ids, average="macro", zero_division=0)), 4),
         "weighted_f1": round(float(f1_score(labels, predicted, labels=ids, average="weighted", zero_division=0)), 4),
         "per_class": {
-            name: {"precision": round(float(p), 4), "recall": round(float(r), 4), "f1": round(float(f), 4),
-                   "support": int(s)}
-            for name, p, r, f, s in zip(classes, precision, recall, f1, support)
+            name: {
+                "precision": round(float(p), 4),
+                "recall": round(float(r), 4),
+                "f1": round(float(f), 4),
+                "support": int(s),
+            }
+            for name, p, r, f, s in zip(classes, precision, recall, f1, support, strict=True)
         },
     }

@@ -46,7 +46,9 @@ def test_load_names_the_file(tmp_path):
         config.load(path)
 
 
-@pytest.mark.parametrize(("folder", "label"), [("Natural", "natural"), ("neutral", "natural"), ("HAPPY", "joy"),
-                                                ("  Sadness ", "sadness"), ("bored", None)])
+@pytest.mark.parametrize(
+    ("folder", "label"),
+    [("Natural", "natural"), ("neutral", "natural"), ("HAPPY", "joy"), ("  Sadness ", "sadness"), ("bored", None)],
+)
 def test_folder_names_normalise(params, folder, label):
     assert normalise(folder, params.classes, params.class_aliases) == label
