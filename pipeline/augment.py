@@ -21,9 +21,11 @@ from pipeline.data.images import read_rgb
 from pipeline.data.split import train_val_split
 
 
-def _target(counts: pd.Series, params: Params) -> int:
+def _target(size: int, counts: pd.Series, params: Params) -> int:
+    """Images a class of ``size`` training images ends with: the target (majority, a number, or its own size when
+    balancing is off), never above the majority cap."""
     cfg = params.augment
-    target = int(counts.max()) if cfg.target == "majority" else cfg.target
+    target = {"majority": int(counts.max()), "none": size}.get(cfg.target, cfg.target)
     return min(target, cfg.cap_majority) if cfg.cap_majority else target
 
 
@@ -44,8 +46,9 @@ def plan(train: pd.DataFrame, params: Params) -> pd.DataFrame:
     """Which source image each output file comes from, and which augmented copy it is (None: the original)."""
     rows = [r | {"copy": None} for r in train[train["side"] == "val"].to_dict("records")]
     fit = train[train["side"] == "train"]
-    target = _target(fit.groupby("label").size(), params)
+    counts = fit.groupby("label").size()
     for label, group in fit.groupby("label", sort=False):
+        target = _target(len(group), counts, params)
         class_id = params.class_index(label)
         rng = np.random.default_rng([params.seed, class_id])
         sources = group.loc[rng.permutation(group.index.to_numpy())].to_dict("records")

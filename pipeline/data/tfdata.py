@@ -34,7 +34,8 @@ def _targets(num_classes: int, reconstruction: bool, weights: np.ndarray | None)
         w = {"emotion": tf.gather(table, labels)}
         if reconstruction:  # the U-Net decoder learns to give back its (preprocessed) input
             y["reconstruction"] = images
-            w["reconstruction"] = tf.ones_like(w["emotion"])
+            # a weight per pixel: MSE reduces only the channel axis, leaving (batch, H, W) to weigh
+            w["reconstruction"] = tf.ones_like(images[..., 0])
         return images, y, w
 
     return to_targets
