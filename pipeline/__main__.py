@@ -11,7 +11,13 @@ COMMANDS = {
     "sample-data": "pipeline.data.sample_cli",
     "validate": "pipeline.validate",
     "augment": "pipeline.augment",
+    "tune": "pipeline.tune",
     "train": "pipeline.train",
+    "evaluate": "pipeline.evaluate",
+    "predict": "pipeline.predict",
+    "export": "pipeline.export",
+    "promote": "pipeline.promote",
+    "bench": "pipeline.bench",
 }
 
 # Errors that mean "your input is wrong", reported as one clear message rather than a traceback.
@@ -19,6 +25,8 @@ USER_ERRORS = (
     "pipeline.config.ConfigError",
     "pipeline.validate.ValidationFailed",
     "pipeline.data.images.ImageReadError",
+    "pipeline.inference.ModelError",
+    "pipeline.promote.GateFailed",
 )
 
 

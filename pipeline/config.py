@@ -35,7 +35,7 @@ class ValidateConfig:
 class AugmentConfig:
     val_fraction: float
     group_regex: str | None
-    target: int | Literal["majority"]
+    target: int | Literal["majority", "none"]
     cap_majority: int | None
     face_crop: bool
     face_margin: float
@@ -73,7 +73,17 @@ class TrainConfig:
     reduce_lr_patience: int
     mixed_precision: bool
     xla: bool
+    run_eagerly: bool
     unet: UnetConfig | None
+
+
+@dataclass(frozen=True)
+class RetrainConfig:
+    schedule: str
+    gpu_stages: list[str]
+    retries: int
+    retry_delay_minutes: float
+    timeout_hours: dict[Literal["cpu", "gpu"], float]
 
 
 @dataclass(frozen=True)
@@ -84,10 +94,87 @@ class PromoteConfig:
 
 
 @dataclass(frozen=True)
+class ReferenceFigures:
+    """Published figures of a study, shown beside ours in the evaluation report; null where it gives none."""
+
+    accuracy: float | None
+    macro_f1: float | None
+    per_class_f1: dict[str, float]
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    batch_size: int
+    gradcam_per_class: int
+    gradcam_min_map_size: int
+    reference: dict[str, ReferenceFigures]
+
+
+@dataclass(frozen=True)
+class PredictConfig:
+    batch_size: int
+    video_frame_step: int
+    max_detect_side: int
+
+
+@dataclass(frozen=True)
 class SampleDataConfig:
     seed: int
     image_size: int
     counts: dict[str, dict[str, int]]
+
+
+@dataclass(frozen=True)
+class Range:
+    """A numeric dimension of the search space: uniform between low and high, or log-uniform."""
+
+    low: float
+    high: float
+    log: bool
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A categorical dimension of the search space."""
+
+    choice: list[int | float | str | bool]
+
+
+@dataclass(frozen=True)
+class HyperbandConfig:
+    max_epochs: int
+    factor: int
+    iterations: int
+
+
+@dataclass(frozen=True)
+class BayesianConfig:
+    initial_points: int
+
+
+@dataclass(frozen=True)
+class EvolutionaryConfig:
+    population: int
+    crossover: float
+    mutation: float
+    mutation_sigma: float
+    tournament: int
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    algorithm: Literal["hyperband", "random", "bayesian", "evolutionary"]
+    max_trials: int
+    epochs_per_trial: int
+    time_cap_s: int | None
+    hyperband: HyperbandConfig
+    bayesian: BayesianConfig
+    evolutionary: EvolutionaryConfig
+    space: dict[str, Range | Choice]
+
+
+# TrainConfig fields a search may not set: they pick the model or are set by the search budget itself
+UNTUNABLE = ("architecture", "weights", "unet", "epochs", "finetune_epochs")
 
 
 @dataclass(frozen=True)
@@ -100,8 +187,12 @@ class Params:
     validate: ValidateConfig
     augment: AugmentConfig
     train: dict[str, TrainConfig]
+    tune: TuneConfig
+    retrain: RetrainConfig
     promote: PromoteConfig
     sample_data: SampleDataConfig
+    evaluate: EvaluateConfig
+    predict: PredictConfig
 
     def class_index(self, name: str) -> int:
         return self.classes.index(name)
@@ -180,13 +271,76 @@ def _check(params: Params) -> None:
     if not 0 <= params.augment.val_fraction < 1:
         raise ConfigError(f"augment.val_fraction: {params.augment.val_fraction} is not in [0, 1)")
     if isinstance(params.augment.target, int) and params.augment.target < 1:
-        raise ConfigError("augment.target: give 'majority' or a positive number of images per class")
+        raise ConfigError("augment.target: give 'majority', 'none' or a positive number of images per class")
     for name, model in params.train.items():
         if (model.architecture == "irv2_unet") != (model.unet is not None):
             raise ConfigError(f"train.{name}.unet: give it for architecture irv2_unet (and only then)")
     for split in params.validate.min_images_per_class:
         if split not in params.split_folders:
             raise ConfigError(f"validate.min_images_per_class.{split}: unknown split (use train, test)")
+    _check_tune(params.tune)
+    _check_evaluate(params)
+
+
+def _check_evaluate(params: Params) -> None:
+    for name, figures in params.evaluate.reference.items():
+        for label in figures.per_class_f1:
+            if label not in params.classes:
+                where = f"evaluate.reference.{name}.per_class_f1.{label}"
+                raise ConfigError(f"{where}: not one of classes {params.classes}")
+    counts = {
+        "evaluate.batch_size": params.evaluate.batch_size,
+        "evaluate.gradcam_per_class": params.evaluate.gradcam_per_class,
+        "evaluate.gradcam_min_map_size": params.evaluate.gradcam_min_map_size,
+        "predict.batch_size": params.predict.batch_size,
+        "predict.video_frame_step": params.predict.video_frame_step,
+    }
+    for key, value in counts.items():
+        if value < 1:
+            raise ConfigError(f"{key}: {value} is below 1")
+    if params.predict.max_detect_side < params.image_size:
+        raise ConfigError(f"predict.max_detect_side: {params.predict.max_detect_side} is below image_size")
+
+
+def _check_tune(tune: TuneConfig) -> None:
+    budget = {
+        "max_trials": tune.max_trials,
+        "epochs_per_trial": tune.epochs_per_trial,
+        "hyperband.max_epochs": tune.hyperband.max_epochs,
+        "hyperband.iterations": tune.hyperband.iterations,
+        "evolutionary.tournament": tune.evolutionary.tournament,
+    }
+    for key, value in budget.items():
+        if value < 1:
+            raise ConfigError(f"tune.{key}: {value} is below 1")
+    if tune.hyperband.factor < 2:
+        raise ConfigError(f"tune.hyperband.factor: {tune.hyperband.factor} is below 2")
+    if tune.evolutionary.population < 2:
+        raise ConfigError(f"tune.evolutionary.population: {tune.evolutionary.population} is below 2")
+    for key in ("crossover", "mutation"):
+        if not 0 <= getattr(tune.evolutionary, key) <= 1:
+            raise ConfigError(f"tune.evolutionary.{key}: a probability, give a number in [0, 1]")
+    hints = typing.get_type_hints(TrainConfig)
+    for name, dim in tune.space.items():
+        where = f"tune.space.{name}"
+        if name not in hints or name in UNTUNABLE:
+            tunable = [n for n in hints if n not in UNTUNABLE]
+            raise ConfigError(f"{where}: not a tunable field of train.<model> (one of {', '.join(tunable)})")
+        if isinstance(dim, Range):
+            if hints[name] not in (int, float):
+                raise ConfigError(f"{where}: a range needs a numeric field; give a choice instead")
+            if not dim.low < dim.high or dim.log and dim.low <= 0:
+                raise ConfigError(f"{where}: needs low < high (and low > 0 on a log scale)")
+        elif not dim.choice:
+            raise ConfigError(f"{where}.choice: give at least one value")
+        else:
+            for i, value in enumerate(dim.choice):
+                _build(hints[name], value, f"{where}.choice[{i}]")
+
+
+def replace(obj: Any, values: dict, where: str) -> Any:
+    """``obj`` (a config object) with the fields in ``values`` replaced, checked as strictly as params.yaml."""
+    return _build(type(obj), {**dataclasses.asdict(obj), **values}, where)
 
 
 def merge(base: dict, overrides: dict) -> dict:

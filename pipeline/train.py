@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from pipeline import atomic
+from pipeline import atomic, config
 from pipeline.config import Params, TrainConfig
 from pipeline.data import tfdata
 from pipeline.models import build
@@ -71,6 +71,7 @@ def compile_model(model: keras.Model, cfg: TrainConfig, learning_rate: float) ->
         loss=loss,
         loss_weights=weights,
         jit_compile=cfg.xla,
+        run_eagerly=cfg.run_eagerly,
         metrics={
             "emotion": [
                 keras.metrics.CategoricalAccuracy(name="accuracy"),
@@ -121,6 +122,9 @@ def fit(
         if done.exists():
             model.load_weights(done)
         else:
+            # BackupAndRestore leaves the epoch it restored on the model and Keras prefers that to initial_epoch:
+            # without this, a run resumed in phase 1 would start phase 2 back at phase 1's epochs
+            model._initial_epoch = None
             model.fit(
                 train,
                 validation_data=val,
@@ -135,10 +139,22 @@ def fit(
     return history
 
 
+def tuned(cfg: TrainConfig, hparams: Path | None) -> TrainConfig:
+    """``cfg`` with the tune stage's best hyperparameters (a JSON object of TrainConfig fields) applied over it."""
+    return cfg if hparams is None else config.replace(cfg, json.loads(hparams.read_text()), str(hparams))
+
+
 def run(
-    params: Params, name: str, data: Path, model_path: Path, metrics_path: Path, live_dir: Path, state_root: Path
+    params: Params,
+    name: str,
+    data: Path,
+    model_path: Path,
+    metrics_path: Path,
+    live_dir: Path,
+    state_root: Path,
+    hparams: Path | None = None,
 ) -> dict:
-    cfg = params.train[name]
+    cfg = tuned(params.train[name], hparams)
     started = time.time()
     strategy = runtime.configure(cfg, params.seed)
     state = runtime.state_dir(state_root / name, fingerprint(cfg, params, data / "index.csv"))
@@ -169,6 +185,7 @@ def main(params: Params, argv: list[str]) -> None:
     parser.add_argument("--metrics", type=Path, help="default: metrics/train/<model>.json")
     parser.add_argument("--live", type=Path, help="dvclive folder, default: dvclive/<model>")
     parser.add_argument("--state", type=Path, default=Path(".train-state"), help="resume state (not a DVC output)")
+    parser.add_argument("--hparams", type=Path, help="tuned hyperparameters over train.<model> (tune stage output)")
     args = parser.parse_args(argv)
     name = args.model
     metrics = run(
@@ -179,6 +196,7 @@ def main(params: Params, argv: list[str]) -> None:
         args.metrics or Path(f"metrics/train/{name}.json"),
         args.live or Path(f"dvclive/{name}"),
         args.state,
+        args.hparams,
     )
     print(
         f"train {name}: validation macro F1 {metrics['val']['macro_f1']:.3f}, "

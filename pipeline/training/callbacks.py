@@ -76,5 +76,7 @@ def for_phase(
         Progress(state, live_dir, history),
         keras.callbacks.EarlyStopping(monitor=monitor(model), mode="max", patience=cfg.early_stopping_patience),
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=cfg.reduce_lr_patience),
-        keras.callbacks.BackupAndRestore(str(state / phase / "backup")),
+        # its writes are not atomic: keep the previous backup too, so that a kill mid-write costs an epoch rather
+        # than leaving a truncated file that fails every rerun
+        keras.callbacks.BackupAndRestore(str(state / phase / "backup"), double_checkpoint=True),
     ]

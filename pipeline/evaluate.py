@@ -1,0 +1,178 @@
+"""Stage `evaluate`: every trained model on the Test split only, each image seen exactly as training saw it.
+
+Test images go through the same ``faces.prepare`` as the training images did in the augment stage (face crop or not,
+margin, image size) and the same backbone preprocessing. Per model: the figures of ``classification_metrics`` plus
+the log loss (it moves with any change of the weights, where accuracy on a small split often does not) and the
+confusion matrix, as a `dvc plots` CSV and a PNG. Grad-CAM heat maps of a few images per class, and a report that
+sets the models side by side with the study's published figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from sklearn.metrics import confusion_matrix, log_loss
+
+from pipeline import atomic, evaluation_report, explain, inference
+from pipeline.config import Params
+from pipeline.data import faces
+from pipeline.data.images import read_rgb
+from pipeline.training.metrics import classification_metrics
+
+
+def test_split(manifest: pd.DataFrame, raw: Path, params: Params) -> tuple[pd.DataFrame, np.ndarray, int]:
+    """The Test rows (decodable, labelled), their images as training saw them, and how many had no face found."""
+    rows = manifest[(manifest["split"] == "test") & manifest["error"].isna() & manifest["label"].notna()]
+    rows = rows.sort_values("path").reset_index(drop=True)
+    if rows.empty:
+        raise ValueError("the manifest has no usable Test images")
+    detector = faces.FaceDetector() if params.augment.face_crop else None
+    images, found = [], []
+    for path in rows["path"]:
+        image, face = faces.prepare(read_rgb(raw / path), params.image_size, detector, params.augment.face_margin)
+        images.append(image)
+        found.append(face)
+    return rows, np.stack(images), sum(f is False for f in found)
+
+
+def score(labels: np.ndarray, probabilities: np.ndarray, classes: list[str]) -> dict:
+    figures = classification_metrics(labels, probabilities, classes)
+    ids = list(range(len(classes)))
+    figures["log_loss"] = round(float(log_loss(labels, probabilities, labels=ids)), 4)
+    figures["test_images"] = len(labels)
+    return figures
+
+
+def confusion(labels: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:
+    """Counts, actual class by row and predicted class by column."""
+    return confusion_matrix(labels, predicted, labels=list(range(num_classes)))
+
+
+def confusion_rows(paths: list[str], labels: np.ndarray, predicted: np.ndarray, classes: list[str]) -> pd.DataFrame:
+    """One row per image, as DVC's confusion template reads it (actual, predicted), and which image it is."""
+    return pd.DataFrame(
+        {"actual": [classes[i] for i in labels], "predicted": [classes[i] for i in predicted], "path": paths}
+    )
+
+
+def confusion_png(path: Path, matrix: np.ndarray, classes: list[str], title: str) -> None:
+    fig = Figure(figsize=(4.6, 4.0), layout="constrained")
+    ax = fig.subplots()
+    ax.imshow(matrix, cmap="Blues", vmin=0)
+    ticks = range(len(classes))
+    ax.set_xticks(ticks, classes, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(ticks, classes, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("actual")
+    ax.set_title(title, fontsize=9)
+    dark = matrix.max() / 2 if matrix.max() else 1
+    for (i, j), count in np.ndenumerate(matrix):
+        ax.text(j, i, str(count), ha="center", va="center", fontsize=8, color="white" if count > dark else "black")
+    with atomic.target(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+
+
+def gradcam_picks(rows: pd.DataFrame, classes: list[str], per_class: int) -> list[int]:
+    """The first ``per_class`` Test images of each class (by path): the same images for every model."""
+    return [i for label in classes for i in rows.index[rows["label"] == label][:per_class]]
+
+
+def gradcam_panels(model: keras.Model, name: str, images: np.ndarray, params: Params) -> tuple[list[list], dict]:
+    """Per image, one titled overlay per explained map; and which layer each map is."""
+    result = explain.GradCam(model, params.evaluate.gradcam_min_map_size)(images)
+    panels = [
+        [
+            (
+                f"{name} {t.title}: {params.classes[result.explained[i]]} {result.probabilities[i].max():.2f}",
+                explain.overlay(image, result.heatmaps[t.title][i]),
+            )
+            for t in result.targets
+        ]
+        for i, image in enumerate(images)
+    ]
+    return panels, {f"{name} {t.title}": t.layer for t in result.targets}
+
+
+def score_model(
+    model: keras.Model, name: str, rows: pd.DataFrame, images: np.ndarray, params: Params, plots: Path, figures: Path
+) -> dict:
+    """One model's figures on the prepared Test images; writes its confusion matrix (CSV for DVC, and PNG)."""
+    inference.check(model, params.image_size, params.classes)
+    labels = rows["label"].map(params.class_index).to_numpy()
+    probabilities = inference.classify(model, images, params.evaluate.batch_size)
+    result = score(labels, probabilities, params.classes)
+    predicted = probabilities.argmax(axis=1)
+    with atomic.target(plots / f"{name}.csv") as tmp:
+        confusion_rows(list(rows["path"]), labels, predicted, params.classes).to_csv(tmp, index=False)
+    result["confusion"] = confusion(labels, predicted, len(params.classes))
+    confusion_png(figures / f"confusion_{name}.png", result["confusion"], params.classes, f"{name}: Test split")
+    return result
+
+
+def run(
+    params: Params,
+    names: list[str],
+    models: Path,
+    manifest: Path,
+    raw: Path,
+    metrics_path: Path,
+    plots: Path,
+    report: Path,
+    figures: Path,
+) -> dict:
+    rows, images, faces_missing = test_split(pd.read_csv(manifest), raw, params)
+    picks = gradcam_picks(rows, params.classes, params.evaluate.gradcam_per_class)
+    grid_rows = [[(f"{Path(rows['path'][i]).name} ({rows['label'][i]})", images[i])] for i in picks]
+    results, layers = {}, {}
+    for name in names:  # one full InceptionResNetV2 in memory at a time
+        model = inference.load_model(models / name / "model.keras")
+        results[name] = score_model(model, name, rows, images, params, plots, figures)
+        if params.augment.face_crop:
+            results[name]["faces_missing"] = faces_missing  # these were classified whole, as in training
+        panels, model_layers = gradcam_panels(model, name, images[picks], params)
+        for grid_row, extra in zip(grid_rows, panels, strict=True):
+            grid_row.extend(extra)
+        layers.update(model_layers)
+        del model
+    explain.grid(figures / "gradcam.png", grid_rows, "Grad-CAM on Test images: the predicted class's evidence")
+    metrics = {n: {k: v for k, v in r.items() if k != "confusion"} for n, r in results.items()}
+    atomic.write_json(metrics_path, metrics)
+    atomic.write_text(report, evaluation_report.markdown(params, rows, results, layers, report.parent, figures))
+    return metrics
+
+
+def main(params: Params, argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m pipeline evaluate", description=__doc__)
+    parser.add_argument("--models", nargs="+", default=sorted(params.train), help="default: every model in params")
+    parser.add_argument("--models-dir", type=Path, default=Path("models"), help="holds <model>/model.keras")
+    parser.add_argument("--manifest", type=Path, default=Path("data/manifest.csv"))
+    parser.add_argument("--raw", type=Path, default=Path("data/raw"))
+    parser.add_argument("--metrics", type=Path, default=Path("metrics/evaluate.json"))
+    parser.add_argument("--plots", type=Path, default=Path("plots/confusion"), help="one <model>.csv per model")
+    parser.add_argument("--report", type=Path, default=Path("reports/evaluation.md"))
+    parser.add_argument("--figures", type=Path, default=Path("reports/figures"))
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.models) - set(params.train))
+    if unknown:
+        parser.error(f"unknown model(s) {unknown}: params.yaml trains {sorted(params.train)}")
+    metrics = run(
+        params,
+        args.models,
+        args.models_dir,
+        args.manifest,
+        args.raw,
+        args.metrics,
+        args.plots,
+        args.report,
+        args.figures,
+    )
+    for name, m in metrics.items():
+        print(
+            f"evaluate {name}: Test accuracy {m['accuracy']:.3f}, macro F1 {m['macro_f1']:.3f} "
+            f"({m['test_images']} images)"
+        )

@@ -1,0 +1,134 @@
+"""The evaluation report (Markdown): the models side by side, the study's published figures as reference rows."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.config import Params
+
+SUMMARY = [
+    ("accuracy", "accuracy"),
+    ("balanced_accuracy", "balanced accuracy"),
+    ("macro_f1", "macro F1"),
+    ("weighted_f1", "weighted F1"),
+    ("log_loss", "log loss"),
+]
+
+
+def _cell(value: float | None) -> str:
+    return "–" if value is None else f"{value:.4f}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
+        *("| " + " | ".join(r) + " |" for r in rows),
+    ]
+
+
+def summary_table(params: Params, results: dict[str, dict]) -> list[str]:
+    header = ["", *(label for _, label in SUMMARY), *(f"F1 {c}" for c in params.classes)]
+    rows = [
+        [
+            f"**{name}**",
+            *(_cell(r[key]) for key, _ in SUMMARY),
+            *(_cell(r["per_class"][c]["f1"]) for c in params.classes),
+        ]
+        for name, r in results.items()
+    ]
+    for name, ref in params.evaluate.reference.items():
+        published = {"accuracy": ref.accuracy, "macro_f1": ref.macro_f1}
+        rows.append(
+            [
+                f"*{name}*",
+                *(_cell(published.get(key)) for key, _ in SUMMARY),
+                *(_cell(ref.per_class_f1.get(c)) for c in params.classes),
+            ]
+        )
+    return _table(header, rows)
+
+
+def per_class_table(params: Params, results: dict[str, dict]) -> list[str]:
+    header = ["class", "support", *(f"{name} P / R / F1" for name in results)]
+    rows = []
+    for c in params.classes:
+        support = next(iter(results.values()))["per_class"][c]["support"]
+        cells = [
+            " / ".join(f"{r['per_class'][c][k]:.2f}" for k in ("precision", "recall", "f1")) for r in results.values()
+        ]
+        rows.append([c, str(support), *cells])
+    return _table(header, rows)
+
+
+def confusion_table(classes: list[str], matrix: np.ndarray) -> list[str]:
+    header = ["actual \\ predicted", *classes]
+    return _table(header, [[c, *(str(int(v)) for v in row)] for c, row in zip(classes, matrix, strict=True)])
+
+
+def markdown(
+    params: Params,
+    rows: pd.DataFrame,
+    results: dict[str, dict],
+    layers: dict[str, str],
+    report_dir: Path,
+    figures: Path,
+) -> str:
+    def link(name: str) -> str:
+        return Path(os.path.relpath(figures / name, report_dir)).as_posix()
+
+    counts = rows.groupby("label").size()
+    per_class = ", ".join(f"{c} {int(counts.get(c, 0))}" for c in params.classes)
+    view = (
+        f"the largest face (Haar cascade, margin {params.augment.face_margin}) cropped, or the whole image when "
+        "none is found"
+        if params.augment.face_crop
+        else "the whole image"
+    )
+    lines = [
+        "# Evaluation on the Test split",
+        "",
+        f"{len(rows)} Test images ({per_class}), never seen in training or tuning; each shown to the models as "
+        f"training saw it: {view}, resized to {params.image_size} px.",
+        "",
+        "## Summary",
+        "",
+        *summary_table(params, results),
+        "",
+        "Rows in italics are published figures, copied from params.yaml (`evaluate.reference`), not computed here; "
+        "they come from the study's own data and settings, so they are a yardstick, not a like-for-like comparison "
+        "(on the embedded synthetic sample data, none at all). Log loss: lower is better.",
+        "",
+        "## Per class",
+        "",
+        *per_class_table(params, results),
+        "",
+        "## Confusion matrices",
+        "",
+    ]
+    for name, r in results.items():
+        lines += [
+            f"### {name}",
+            "",
+            *confusion_table(params.classes, r["confusion"]),
+            "",
+            f"![{name} confusion matrix]({link(f'confusion_{name}.png')})",
+            "",
+        ]
+        if "faces_missing" in r:
+            lines += [f"No face was found in {r['faces_missing']} of these images; they were classified whole.", ""]
+    lines += [
+        "## Grad-CAM",
+        "",
+        "Where each model finds the evidence for the class it predicts (red: strongest). Maps: "
+        + "; ".join(f"{k} = `{v}`" for k, v in layers.items())
+        + f" (the deepest backbone map at least {params.evaluate.gradcam_min_map_size} px wide).",
+        "",
+        f"![Grad-CAM grid]({link('gradcam.png')})",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,324 @@
+"""`python -m pipeline predict PATH... --model NAME`: emotions of the faces in image files, folders and videos.
+
+Each face becomes a row: file, frame (videos), face index and box, label, confidence and every class's probability.
+What the model is shown follows its training (``--faces auto``): a model trained on face crops
+(augment.face_crop: true) gets every face the Haar cascade finds, cropped as in training, and a picture with no face
+gets a row with status ``no_face`` and no label; a model trained on whole pictures gets the whole picture, resized,
+exactly as the evaluate stage shows it the Test split. ``--faces detect`` or ``whole`` overrides that choice.
+(Evaluate, which must score every Test image, classifies a picture with no face whole, as the augment stage did
+for training, and reports how many there were; predict does not guess.)
+A file that cannot be read gets a row with status ``error`` and the reason; the run goes on with the other files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import keras
+import numpy as np
+
+from pipeline import atomic, explain, inference
+from pipeline.config import Params
+from pipeline.data import faces
+from pipeline.data.images import ImageReadError, read_rgb
+
+VIDEO_EXTENSIONS = (".avi", ".mp4", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
+BASE_COLUMNS = ["file", "frame", "face", "x", "y", "w", "h", "status", "label", "confidence", "message"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    classes: list[str]
+    image_size: int
+    faces: str  # "detect" or "whole"
+    face_margin: float
+    image_extensions: tuple[str, ...]
+    video_frame_step: int
+    max_detect_side: int
+    batch_size: int
+
+
+@dataclass
+class Picture:
+    """One still image or video frame, the faces to classify in it, and the rows it will give."""
+
+    file: str
+    frame: int | None
+    rgb: np.ndarray | None = None
+    annotate_as: Path | None = None  # relative path of its annotated copy
+    width: int = 0  # of the picture as read (boxes are in its pixels; rgb may become a smaller display copy)
+    boxes: list[faces.Box] = field(default_factory=list)
+    crops: list[np.ndarray] = field(default_factory=list)
+    status: str = "ok"
+    message: str = ""
+
+
+def columns(classes: list[str]) -> list[str]:
+    return BASE_COLUMNS + [f"p_{c}" for c in classes]
+
+
+def _walk(folder: Path) -> list[Path]:
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames.sort()
+        found.extend(Path(dirpath) / n for n in sorted(filenames))
+    return found
+
+
+def _video_frames(path: Path, step: int) -> Iterator[tuple[int, np.ndarray]]:
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        raise ImageReadError(f"{path}: not a video OpenCV can open")
+    try:
+        index = 0
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            if index % step == 0:
+                yield index, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            index += 1
+    finally:
+        capture.release()
+    if index == 0:
+        raise ImageReadError(f"{path}: no frame could be decoded")
+
+
+def pictures(paths: list[Path], s: Settings) -> Iterator[Picture]:
+    """Every picture under ``paths`` (files, folders recursively, every Nth frame of videos); problems as pictures
+    with status error or skipped, so that each input is accounted for in the output."""
+    for root in paths:
+        if root.is_dir():
+            files = _walk(root)
+            known = {*s.image_extensions, *VIDEO_EXTENSIONS}
+            media = [f for f in files if f.suffix.lower() in known]
+            for f in files:
+                if f.suffix.lower() not in known:
+                    yield Picture(
+                        str(f), None, status="skipped", message=f"not an image or video ({f.suffix or 'no'} extension)"
+                    )
+            if not media:
+                yield Picture(str(root), None, status="error", message="no image or video files in this folder")
+            todo = [(f, f.relative_to(root)) for f in media]
+        elif root.exists():
+            todo = [(root, Path(root.name))]
+        else:
+            yield Picture(str(root), None, status="error", message="not found")
+            continue
+        for file, rel in todo:
+            try:
+                if file.suffix.lower() in VIDEO_EXTENSIONS:
+                    for index, rgb in _video_frames(file, s.video_frame_step):
+                        yield Picture(str(file), index, rgb, rel.with_name(f"{rel.stem}_frame{index:06d}.png"))
+                else:
+                    yield Picture(str(file), None, read_rgb(file), rel.with_suffix(".png"))
+            except ImageReadError as exc:
+                yield Picture(str(file), None, status="error", message=str(exc).removeprefix(f"{file}: "))
+            except cv2.error as exc:  # OpenCV asserts on some inputs (an empty buffer) instead of returning None
+                reason = str(exc).strip().splitlines()[-1]
+                yield Picture(str(file), None, status="error", message=f"not a decodable image ({reason})")
+
+
+def detect(detector: faces.FaceDetector, rgb: np.ndarray, max_side: int) -> list[faces.Box]:
+    """Faces in ``rgb``, largest first, in its own coordinates; a large image is searched in a downscaled copy
+    (the cascade's cost grows with the pixel count, and a face filling a tenth of it is still large there)."""
+    scale = max_side / max(rgb.shape[:2])
+    if scale >= 1:
+        return detector.detect(rgb)
+    small = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    return [faces.Box(*(round(v / scale) for v in b.as_list())) for b in detector.detect(small)]
+
+
+def find_faces(picture: Picture, s: Settings, detector: faces.FaceDetector | None) -> Picture:
+    """Fill in the model's view of ``picture``: one crop per face, or the whole picture, at the model's size."""
+    rgb = picture.rgb
+    picture.width = rgb.shape[1]
+    if detector is None:
+        picture.boxes = [faces.Box(0, 0, rgb.shape[1], rgb.shape[0])]
+        picture.crops = [faces.resize(rgb, s.image_size)]
+        return picture
+    picture.boxes = detect(detector, rgb, s.max_detect_side)
+    # the same crop and resize as faces.prepare gives training and evaluation for the largest face
+    picture.crops = [faces.resize(faces.crop(rgb, b, s.face_margin), s.image_size) for b in picture.boxes]
+    if not picture.boxes:
+        picture.status, picture.message = "no_face", "no face found; not classified"
+    return picture
+
+
+def rows_of(picture: Picture, probabilities: np.ndarray, classes: list[str]) -> list[dict]:
+    base = dict.fromkeys(columns(classes))
+    base.update(file=picture.file, frame=picture.frame, status=picture.status, message=picture.message or None)
+    if not picture.boxes:
+        return [base]
+    rows = []
+    for i, (box, p) in enumerate(zip(picture.boxes, probabilities, strict=True)):
+        row = dict(base, face=i, x=box.x, y=box.y, w=box.w, h=box.h)
+        row.update(label=classes[int(p.argmax())], confidence=round(float(p.max()), 4))
+        row.update({f"p_{c}": round(float(v), 4) for c, v in zip(classes, p, strict=True)})
+        rows.append(row)
+    return rows
+
+
+def annotate(picture: Picture, rows: list[dict]) -> np.ndarray:
+    """A BGR copy of the picture's display copy with each face's box and label."""
+    bgr = cv2.cvtColor(picture.rgb, cv2.COLOR_RGB2BGR)
+    scale = bgr.shape[1] / picture.width
+    thickness = max(1, round(max(bgr.shape[:2]) / 200))
+    for row in rows:
+        if row["label"] is None:
+            continue
+        x, y, w, h = (round(row[k] * scale) for k in "xywh")
+        cv2.rectangle(bgr, (x, y), (x + w - 1, y + h - 1), (0, 255, 0), thickness)
+        cv2.putText(
+            bgr,
+            f"{row['label']} {row['confidence']:.2f}",
+            (x + 2, y - 4 if y > 14 else y + 14),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.4 * thickness,
+            (0, 255, 0),
+            thickness,
+            cv2.LINE_AA,
+        )
+    return bgr
+
+
+def _display_copy(rgb: np.ndarray, max_side: int) -> np.ndarray:
+    scale = max_side / max(rgb.shape[:2])
+    return rgb if scale >= 1 else cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+
+
+def _write_png(path: Path, bgr: np.ndarray) -> None:
+    ok, buf = cv2.imencode(".png", bgr)
+    if not ok:
+        raise ValueError(f"{path}: could not encode")
+    atomic.write_bytes(path, buf.tobytes())
+
+
+def save_annotations(folder: Path, picture: Picture, rows: list[dict], heatmaps: list[dict]) -> None:
+    """The picture with boxes and labels; with Grad-CAM, per face a strip: the crop, then each map laid over it."""
+    target = folder / picture.annotate_as
+    _write_png(target, annotate(picture, rows))
+    for i, maps in enumerate(heatmaps):
+        crop = picture.crops[i]
+        strip = np.concatenate([crop, *(explain.overlay(crop, m) for m in maps.values())], axis=1)
+        _write_png(target.with_name(f"{target.stem}_face{i}_gradcam.png"), cv2.cvtColor(strip, cv2.COLOR_RGB2BGR))
+
+
+def run(
+    model: keras.Model,
+    paths: list[Path],
+    s: Settings,
+    annotate_dir: Path | None = None,
+    gradcam_min_size: int | None = None,
+) -> Iterator[dict]:
+    """Rows for every face in ``paths``, in input order; classifies in batches across pictures and frames."""
+    inference.check(model, s.image_size, s.classes)
+    detector = faces.FaceDetector() if s.faces == "detect" else None
+    cam = explain.GradCam(model, gradcam_min_size) if gradcam_min_size is not None else None
+    pending: list[Picture] = []
+
+    def flush() -> Iterator[dict]:
+        crops = [c for p in pending for c in p.crops]
+        batch = np.stack(crops) if crops else np.zeros((0, s.image_size, s.image_size, 3), np.uint8)
+        probabilities = inference.classify(model, batch, s.batch_size)
+        heat = cam(batch).heatmaps if cam is not None and crops else {}
+        start = 0
+        for picture in pending:
+            n = len(picture.crops)
+            rows = rows_of(picture, probabilities[start : start + n], s.classes)
+            if annotate_dir is not None and picture.rgb is not None:
+                per_face = [{t: m[start + i] for t, m in heat.items()} for i in range(n)] if heat else []
+                save_annotations(annotate_dir, picture, rows, per_face)
+            start += n
+            yield from rows
+        pending.clear()
+
+    queued = 0
+    for picture in pictures(paths, s):
+        if picture.rgb is not None:
+            find_faces(picture, s, detector)
+            # keep at most a display copy while the picture waits for its batch: a few 8000 px frames are gigabytes
+            picture.rgb = _display_copy(picture.rgb, s.max_detect_side) if annotate_dir is not None else None
+        pending.append(picture)
+        queued += len(picture.crops)
+        if queued >= s.batch_size:
+            yield from flush()
+            queued = 0
+    yield from flush()
+
+
+def render(rows: list[dict], fmt: str, classes: list[str]) -> str:
+    if fmt == "json":
+        return json.dumps(rows, indent=1) + "\n"
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns(classes), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def settings(params: Params, faces_mode: str, every: int | None) -> Settings:
+    if faces_mode == "auto":  # show the model what it was trained on
+        faces_mode = "detect" if params.augment.face_crop else "whole"
+    return Settings(
+        classes=params.classes,
+        image_size=params.image_size,
+        faces=faces_mode,
+        face_margin=params.augment.face_margin,
+        image_extensions=tuple(e.lower() for e in params.validate.allowed_extensions),
+        video_frame_step=every or params.predict.video_frame_step,
+        max_detect_side=params.predict.max_detect_side,
+        batch_size=params.predict.batch_size,
+    )
+
+
+def main(params: Params, argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline predict", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("paths", nargs="+", type=Path, help="image files, folders (searched recursively), videos")
+    parser.add_argument("--model", required=True, choices=sorted(params.train))
+    parser.add_argument("--model-file", type=Path, help="default: models/<model>/model.keras")
+    parser.add_argument(
+        "--faces",
+        choices=["auto", "detect", "whole"],
+        default="auto",
+        help="auto (default): as the model was trained (augment.face_crop); detect: every face the "
+        "Haar cascade finds; whole: the whole picture, one row per image or frame",
+    )
+    parser.add_argument("--format", choices=["csv", "json"], default="csv")
+    parser.add_argument("--out", type=Path, help="write the rows here (default: standard output)")
+    parser.add_argument("--every", type=int, help="classify every Nth video frame (default: predict.video_frame_step)")
+    parser.add_argument("--annotate", type=Path, help="write a copy of each picture with boxes and labels here")
+    parser.add_argument(
+        "--gradcam", action="store_true", help="also write Grad-CAM overlays of each face (needs --annotate)"
+    )
+    args = parser.parse_args(argv)
+    if args.gradcam and args.annotate is None:
+        parser.error("--gradcam writes its overlays into the --annotate folder: give one")
+    if args.every is not None and args.every < 1:
+        parser.error("--every must be 1 or more")
+    s = settings(params, args.faces, args.every)
+    model = inference.load_model(args.model_file or Path(f"models/{args.model}/model.keras"))
+    gradcam = params.evaluate.gradcam_min_map_size if args.gradcam else None
+    rows = list(run(model, args.paths, s, args.annotate, gradcam))
+    text = render(rows, args.format, s.classes)
+    if args.out:
+        atomic.write_text(args.out, text)
+    else:
+        sys.stdout.write(text)
+    counts = {status: sum(r["status"] == status for r in rows) for status in ("ok", "no_face", "error", "skipped")}
+    print(
+        f"predict {args.model} ({s.faces}): {counts['ok']} faces classified, {counts['no_face']} pictures without a "
+        f"face, {counts['error']} errors, {counts['skipped']} files skipped",
+        file=sys.stderr,
+    )

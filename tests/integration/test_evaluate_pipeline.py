@@ -1,0 +1,100 @@
+"""The evaluate stage with the real tools on tiny data: `dvc repro` runs the whole pipeline once in a temporary
+workspace (test profile: one epoch per model), then the tests read its outputs, check `dvc plots show` and
+`dvc metrics diff`, and that `predict` on the Test folder scores what `evaluate` scored."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from pipeline import config
+from pipeline.data.classes import normalise
+from tests import workspace
+
+pytestmark = pytest.mark.integration
+
+MODELS = ("irv2", "irv2_unet")
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    """A workspace where `dvc repro` has run every stage, committed so that diffs compare against it."""
+    root = workspace.make(tmp_path_factory.mktemp("evaluate") / "ws")
+    workspace.dvc(root, "repro")
+    workspace.sh(root, "git", "add", "-A")
+    workspace.sh(root, "git", "commit", "-qm", "first run")
+    return root
+
+
+def test_evaluate_scores_both_models_on_the_test_split_only(repo):
+    metrics = json.loads((repo / "metrics/evaluate.json").read_text())
+    assert set(metrics) == set(MODELS)
+    tests = sum(1 for _ in (repo / "data/raw/Test").rglob("*.jpg"))
+    for name in MODELS:
+        m = metrics[name]
+        assert m["test_images"] == tests
+        assert 0 <= m["accuracy"] <= 1 and 0 <= m["macro_f1"] <= 1 and m["log_loss"] > 0
+        assert sum(c["support"] for c in m["per_class"].values()) == tests
+        confusion = pd.read_csv(repo / f"plots/confusion/{name}.csv")
+        assert list(confusion.columns[:2]) == ["actual", "predicted"] and len(confusion) == tests
+        assert (confusion["actual"] == confusion["predicted"]).mean() == pytest.approx(m["accuracy"], abs=1e-4)
+        assert (repo / f"reports/figures/confusion_{name}.png").stat().st_size > 0
+    report = (repo / "reports/evaluation.md").read_text()
+    assert "**irv2**" in report and "**irv2_unet**" in report and "0.6667" in report
+    assert "figures/gradcam.png" in report and (repo / "reports/figures/gradcam.png").stat().st_size > 0
+    assert "evaluate" not in workspace.dvc(repo, "status", "evaluate").stdout
+
+
+def test_dvc_plots_show_renders_the_confusion_matrices(repo):
+    out = repo.parent / "plots-html"
+    workspace.dvc(repo, "plots", "show", "-o", str(out))
+    html = (out / "index.html").read_text()
+    for name in MODELS:
+        assert f"plots/confusion/{name}.csv" in html
+    assert "gradcam.png" in html
+    shown = json.loads(workspace.dvc(repo, "plots", "show", "--json").stdout)["data"]
+    confusion = [k for k in shown if k.startswith("plots/confusion")]
+    assert len(confusion) == len(MODELS)
+    assert all("actual" in json.dumps(shown[k]) and "predicted" in json.dumps(shown[k]) for k in confusion)
+
+
+def test_predict_on_the_test_folder_scores_what_evaluate_scored(repo):
+    params = config.load(repo / "params.yaml")
+    out = repo.parent / "predictions.csv"
+    workspace.sh(
+        repo, sys.executable, "-m", "pipeline", "predict", "data/raw/Test", "--model", "irv2", "--out", str(out)
+    )
+    rows = pd.read_csv(out)
+    files = sorted(str(p.relative_to(repo)) for p in (repo / "data/raw/Test").rglob("*.jpg"))
+    assert sorted(rows["file"]) == files  # one row per image
+    truth = rows["file"].map(lambda f: normalise(Path(f).parent.name, params.classes, params.class_aliases))
+    accuracy = (rows["label"] == truth).mean()
+    evaluated = json.loads((repo / "metrics/evaluate.json").read_text())["irv2"]["accuracy"]
+    assert accuracy == pytest.approx(evaluated, abs=1e-4)
+    # and image by image, the same label as evaluate's
+    confusion = pd.read_csv(repo / "plots/confusion/irv2.csv")
+    evaluated_labels = dict(zip("data/raw/" + confusion["path"], confusion["predicted"], strict=True))
+    assert dict(zip(rows["file"], rows["label"], strict=True)) == evaluated_labels
+
+
+def test_metrics_diff_shows_a_params_change(repo):
+    """Runs last: it changes the workspace. A new learning rate for irv2 changes its weights, so its Test figures
+    (more epochs would not do: with no better validation score, training keeps the first epoch's weights)."""
+    raw = yaml.safe_load((repo / "params.yaml").read_text())
+    raw["train"]["irv2"]["learning_rate"] *= 3
+    workspace.write_params(repo, raw)
+    dry = workspace.dvc(repo, "repro", "--dry").stdout
+    assert "Running stage 'train@irv2'" in dry and "Running stage 'train@irv2_unet'" not in dry
+    workspace.dvc(repo, "repro")
+    diff = json.loads(workspace.dvc(repo, "metrics", "diff", "--json").stdout)
+    changed = diff.get("metrics/evaluate.json", {})
+    assert any(key.startswith("irv2.") for key in changed), diff
+    assert "irv2.log_loss" in changed
+    assert not any(key.startswith("irv2_unet.") for key in changed)  # its model did not change
+    text = workspace.dvc(repo, "metrics", "diff").stdout
+    assert "metrics/evaluate.json" in text and "irv2.log_loss" in text

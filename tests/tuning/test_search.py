@@ -1,0 +1,195 @@
+"""The searches (Keras Tuner's three and the DEAP genetic algorithm) with a cheap stand-in for training.
+
+What is under test is the search machinery: outputs, resuming, the key that starts a fresh search, the budget.
+A real trial (IRv2 on tiny data) runs in tests/integration/test_tune.py.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import math
+import re
+import time
+
+import pytest
+
+from pipeline import config, train, tune
+from pipeline.tuning import evolution, keras_search, space
+
+ALGORITHMS = ["random", "bayesian", "hyperband", "evolutionary"]
+
+
+class FakeObjective:
+    """A smooth score of the hyperparameters, a log of the calls, and optionally a kill at call ``interrupt_at``."""
+
+    def __init__(self, interrupt_at: int | None = None, seconds: float = 0.0):
+        self.calls: list[tuple[dict, int]] = []
+        self.interrupt_at = interrupt_at
+        self.seconds = seconds
+
+    def __call__(self, hparams: dict, epochs: int) -> float:
+        self.calls.append((hparams, epochs))
+        if len(self.calls) == self.interrupt_at:
+            raise KeyboardInterrupt  # what a kill looks like from inside: not an Exception, so not a failed trial
+        time.sleep(self.seconds)
+        score = 0.6 - 0.1 * abs(math.log10(hparams["learning_rate"]) + 2.5) - abs(hparams["dropout"] - 0.2)
+        return score + (0.05 if hparams["optimizer"] == "adam" else 0.0) + 0.01 * epochs
+
+
+@pytest.fixture(autouse=True)
+def alone(monkeypatch):
+    for var in ("KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT", "KERASTUNER_TUNER_ID"):
+        monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture
+def data(tmp_path):
+    folder = tmp_path / "balanced"
+    folder.mkdir()
+    (folder / "index.csv").write_text("path,split,label\ntrain/joy/a.png,train,joy\n")
+    return folder
+
+
+def with_tune(raw_params: dict, **tune_values) -> config.Params:
+    raw = copy.deepcopy(raw_params)
+    raw["tune"] = config.merge(raw["tune"], tune_values)
+    return config.from_dict(raw)
+
+
+def search(params, data, root, objective):
+    return tune.run(params, "irv2", data, root, objective)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # the Gaussian process on 3 points
+def test_each_algorithm_writes_valid_hparams(raw_params, data, tmp_path, algorithm):
+    # bayesian: one proposal from the Gaussian process (each costs seconds of scipy restarts) after three random
+    params = with_tune(raw_params, algorithm=algorithm, max_trials=4, time_cap_s=None, bayesian={"initial_points": 3})
+    objective = FakeObjective()
+    found = search(params, data, tmp_path / "tuner", objective)
+    out = {k: tmp_path / k for k in ("hparams.json", "metrics.json", "plot.csv")}
+    best = tune.write_outputs(params, found, out["hparams.json"], out["metrics.json"], out["plot.csv"], 1.0)
+
+    assert len(objective.calls) == len(found) == 4
+    # the first trial is the hand-set configuration, whichever the algorithm
+    dims = space.dimensions(params.tune.space)
+    assert objective.calls[0][0] == pytest.approx(space.baseline(dims, params.train["irv2"]))
+    hparams = json.loads(out["hparams.json"].read_text())
+    assert hparams == best.hparams and set(hparams) == set(params.tune.space)
+    cfg = train.tuned(params.train["irv2"], out["hparams.json"])
+    assert (cfg.learning_rate, cfg.optimizer, cfg.head_units) == (
+        hparams["learning_rate"],
+        hparams["optimizer"],
+        hparams["head_units"],
+    )
+    metrics = json.loads(out["metrics.json"].read_text())
+    assert metrics["trials"] == 4 and metrics["best_hparams"] == hparams
+    assert metrics["best_objective"] == round(max(r.objective for r in found), 4)
+    rows = list(csv.DictReader(out["plot.csv"].open()))
+    assert [int(r["trial"]) for r in rows] == [1, 2, 3, 4]
+    assert float(rows[-1]["best_so_far"]) == metrics["best_objective"]
+    if algorithm == "hyperband":  # max_epochs 3, factor 3: three one-epoch trials, the best retrained for three
+        assert [r.epochs for r in found] == [1, 1, 1, 3]
+        assert found[3].hparams == max(found[:3], key=lambda r: r.objective).hparams
+    else:
+        assert {r.epochs for r in found} == {params.tune.epochs_per_trial}
+
+
+@pytest.mark.parametrize("algorithm", ["random", "hyperband", "evolutionary"])
+def test_a_larger_budget_extends_the_search(raw_params, data, tmp_path, algorithm):
+    root = tmp_path / "tuner"
+    first = search(with_tune(raw_params, algorithm=algorithm, max_trials=2), data, root, FakeObjective())
+    more = FakeObjective()
+    second = search(with_tune(raw_params, algorithm=algorithm, max_trials=3), data, root, more)
+    assert len(more.calls) == 1  # only the new trial ran
+    assert second[:2] == first and len(second) == 3
+
+
+@pytest.mark.parametrize("algorithm", ["random", "evolutionary"])
+def test_a_killed_search_resumes_at_the_trial_cut_short(raw_params, data, tmp_path, algorithm):
+    params = with_tune(raw_params, algorithm=algorithm, max_trials=3)
+    root = tmp_path / "tuner"
+    killed = FakeObjective(interrupt_at=2)
+    with pytest.raises(KeyboardInterrupt):
+        search(params, data, root, killed)
+    resumed = FakeObjective()
+    found = search(params, data, root, resumed)
+    assert resumed.calls[0] == killed.calls[1]  # the same configuration, run again
+    assert len(resumed.calls) == 2 and len(found) == 3
+    assert all(r.status == "COMPLETED" for r in found)
+    assert found[0].hparams == killed.calls[0][0]
+
+
+@pytest.mark.parametrize("algorithm", ["random", "evolutionary"])
+def test_a_changed_space_starts_a_fresh_search(raw_params, data, tmp_path, algorithm):
+    root = tmp_path / "tuner"
+    search(with_tune(raw_params, algorithm=algorithm, max_trials=2), data, root, FakeObjective())
+    changed = with_tune(raw_params, algorithm=algorithm, max_trials=2, space={"dropout": {"high": 0.6}})
+    fresh = FakeObjective()
+    found = search(changed, data, root, fresh)
+    assert len(fresh.calls) == 2 and len(found) == 2
+    assert [p.name for p in root.iterdir()] == [tune.search_key(changed, "irv2", data / "index.csv")]
+
+
+def test_the_key_holds_the_definition_not_the_budget(raw_params, data):
+    index = data / "index.csv"
+    key = tune.search_key(with_tune(raw_params), "irv2", index)
+    assert tune.search_key(with_tune(raw_params, max_trials=99, time_cap_s=5), "irv2", index) == key
+    assert tune.search_key(with_tune(raw_params, epochs_per_trial=7), "irv2", index) != key
+    assert tune.search_key(with_tune(raw_params, space={"dropout": {"low": 0.2}}), "irv2", index) != key
+    assert tune.search_key(with_tune(raw_params), "irv2_unet", index) != key
+    index.write_text(index.read_text() + "train/joy/b.png,train,joy\n")
+    assert tune.search_key(with_tune(raw_params), "irv2", index) != key
+
+
+@pytest.mark.parametrize("algorithm", ["random", "evolutionary"])
+def test_no_trial_is_launched_after_the_time_cap(raw_params, data, tmp_path, algorithm):
+    params = with_tune(raw_params, algorithm=algorithm, max_trials=50, time_cap_s=1)
+    slow = FakeObjective(seconds=0.4)
+    found = search(params, data, tmp_path / "tuner", slow)
+    assert 1 <= len(found) <= 4  # launched at about 0, 0.4, 0.8 s; none after 1 s
+    assert len(slow.calls) == len(found)
+
+
+def test_evolution_stores_each_trial_with_its_generation(raw_params, data, tmp_path):
+    params = with_tune(raw_params, algorithm="evolutionary", max_trials=9, evolutionary={"population": 3})
+    found = search(params, data, tmp_path / "tuner", FakeObjective())
+    (folder,) = (tmp_path / "tuner").iterdir()
+    stored = json.loads((folder / evolution.EVALUATIONS).read_text())
+    assert [r["trial_id"] for r in stored] == [r.trial_id for r in found]
+    assert [r["generation"] for r in stored][:3] == [0, 0, 0] and stored[-1]["generation"] >= 1
+    assert len({json.dumps(r["hparams"], sort_keys=True) for r in stored}) == len(stored)  # each trained once
+
+
+def test_distributed_evolution_is_refused(raw_params, data, tmp_path, monkeypatch):
+    monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
+    monkeypatch.setenv("KERASTUNER_ORACLE_PORT", "1")
+    monkeypatch.setenv("KERASTUNER_TUNER_ID", "chief")
+    params = with_tune(raw_params, algorithm="evolutionary")
+    with pytest.raises(config.ConfigError, match="Keras Tuner algorithms only"):
+        search(params, data, tmp_path / "tuner", FakeObjective())
+
+
+def test_train_rejects_a_wrong_hparams_file(params, tmp_path):
+    path = tmp_path / "hparams.json"
+    path.write_text(json.dumps({"learning_rate": 0.01, "head_unit": 8}))
+    with pytest.raises(config.ConfigError, match=re.escape(f"{path}.head_unit: unknown key")):
+        train.tuned(params.train["irv2"], path)
+
+
+def test_a_chief_takes_over_a_search_begun_alone(raw_params, data, tmp_path, monkeypatch):
+    params = with_tune(raw_params, algorithm="random", max_trials=2)
+    root = tmp_path / "tuner"
+    alone = search(params, data, root, FakeObjective())
+    monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
+    monkeypatch.setenv("KERASTUNER_ORACLE_PORT", "1")
+    monkeypatch.setenv("KERASTUNER_TUNER_ID", "chief")
+
+    def serve(oracle):
+        raise AssertionError("the chief started over: it serves trials that are done")
+
+    monkeypatch.setattr(keras_search, "serve", serve)
+    # the search is complete: the chief reloads it, and neither starts afresh nor waits for workers
+    assert search(params, data, root, FakeObjective()) == alone

@@ -1,0 +1,139 @@
+"""The evaluate stage's pieces on known predictions: figures, confusion matrix, the Test-only split, the report."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline import evaluate, evaluation_report
+from pipeline.data import faces
+from pipeline.data.images import read_rgb
+from tests.unit import tiny_models
+
+CLASSES = ["joy", "sadness", "fear"]
+LABELS = np.array([0, 0, 0, 1, 1, 2])
+PREDICTED = np.array([0, 0, 1, 1, 2, 0])
+
+
+def one_hot_probabilities(predicted: np.ndarray, n: int, confidence: float = 0.7) -> np.ndarray:
+    p = np.full((len(predicted), n), (1 - confidence) / (n - 1))
+    p[np.arange(len(predicted)), predicted] = confidence
+    return p
+
+
+def test_confusion_counts_actual_by_row():
+    matrix = evaluate.confusion(LABELS, PREDICTED, len(CLASSES))
+    assert matrix.tolist() == [[2, 1, 0], [0, 1, 1], [1, 0, 0]]
+    assert matrix.sum() == len(LABELS)
+
+
+def test_confusion_keeps_a_class_nobody_predicted_or_has():
+    matrix = evaluate.confusion(np.array([0, 0]), np.array([0, 1]), 4)
+    assert matrix.shape == (4, 4)
+    assert matrix[:, 3].sum() == matrix[3].sum() == 0
+
+
+def test_confusion_rows_are_one_per_image_with_names():
+    paths = [f"Test/x/{i}.jpg" for i in range(len(LABELS))]
+    frame = evaluate.confusion_rows(paths, LABELS, PREDICTED, CLASSES)
+    assert list(frame.columns) == ["actual", "predicted", "path"]
+    assert len(frame) == len(LABELS)
+    assert frame.iloc[2].tolist() == ["joy", "sadness", "Test/x/2.jpg"]
+    assert frame.iloc[5].tolist() == ["fear", "joy", "Test/x/5.jpg"]
+
+
+def test_score_on_known_predictions():
+    figures = evaluate.score(LABELS, one_hot_probabilities(PREDICTED, 3), CLASSES)
+    assert figures["accuracy"] == pytest.approx(3 / 6, abs=1e-4)
+    # recalls: joy 2/3, sadness 1/2, fear 0
+    assert figures["balanced_accuracy"] == pytest.approx((2 / 3 + 1 / 2 + 0) / 3, abs=1e-4)
+    joy = figures["per_class"]["joy"]
+    assert joy["precision"] == pytest.approx(2 / 3, abs=1e-4)
+    assert joy["recall"] == pytest.approx(2 / 3, abs=1e-4)
+    assert joy["support"] == 3
+    f1 = [2 / 3, 0.5, 0.0]  # sadness: precision 1/2, recall 1/2
+    assert figures["macro_f1"] == pytest.approx(np.mean(f1), abs=1e-4)
+    assert figures["weighted_f1"] == pytest.approx(np.average(f1, weights=[3, 2, 1]), abs=1e-4)
+    # 3 right at p=0.7, 3 wrong at p=0.15
+    assert figures["log_loss"] == pytest.approx(-(3 * np.log(0.7) + 3 * np.log(0.15)) / 6, abs=1e-4)
+    assert figures["test_images"] == 6
+
+
+def test_test_split_reads_only_usable_test_rows_as_training_saw_them(tiny_raw):
+    manifest = pd.DataFrame(
+        [
+            {
+                "path": p.relative_to(tiny_raw).as_posix(),
+                "split": p.parts[-3].lower(),
+                "label": p.parent.name.lower(),
+                "error": None,
+            }
+            for p in sorted(tiny_raw.rglob("*.jpg"))
+        ]
+    )
+    broken = manifest.index[manifest["split"] == "test"][0]
+    manifest.loc[broken, "error"] = "zero-byte file"
+    params = tiny_models.params()
+    rows, images, missing = evaluate.test_split(manifest, tiny_raw, params)
+    assert set(rows["path"].str.split("/").str[0]) == {"Test"}
+    assert len(rows) == 5 and manifest.loc[broken, "path"] not in set(rows["path"])
+    assert images.shape == (5, 75, 75, 3) and images.dtype == np.uint8
+    expected, _ = faces.prepare(read_rgb(tiny_raw / rows["path"][0]), 75, None)
+    np.testing.assert_array_equal(images[0], expected)
+    assert missing == 0
+
+
+def test_gradcam_picks_the_same_first_images_per_class():
+    rows = pd.DataFrame({"label": ["joy", "fear", "joy", "joy", "fear"]})
+    assert evaluate.gradcam_picks(rows, ["joy", "sadness", "fear"], 2) == [0, 2, 1, 4]
+
+
+def test_report_sets_models_beside_the_published_reference(tmp_path):
+    params = tiny_models.params()
+    n = len(params.classes)
+    labels = np.arange(n).repeat(2)
+    results = {}
+    for name, shift in (("irv2", 0), ("irv2_unet", 1)):
+        predicted = (labels + shift * (labels % 2)) % n
+        results[name] = evaluate.score(labels, one_hot_probabilities(predicted, n), params.classes)
+        results[name]["confusion"] = evaluate.confusion(labels, predicted, n)
+    rows = pd.DataFrame(
+        {"path": [f"Test/x/{i}.jpg" for i in range(len(labels))], "label": [params.classes[i] for i in labels]}
+    )
+    text = evaluation_report.markdown(
+        params, rows, results, {"irv2 backbone": "block35_10_ac"}, tmp_path, tmp_path / "figures"
+    )
+    summary = [line for line in text.splitlines() if line.startswith("| ")]
+    irv2 = next(line for line in summary if line.startswith("| **irv2** "))
+    assert "| 1.0000 |" in irv2  # all right
+    assert any(line.startswith("| **irv2_unet** ") for line in summary)
+    reference = next(line for line in summary if "published" in line)
+    assert "0.6667" in reference and "0.2700" in reference and "0.8400" in reference
+    assert "figures/gradcam.png" in text and "figures/confusion_irv2_unet.png" in text
+    assert "`block35_10_ac`" in text
+
+
+def test_confusion_png_is_an_image(tmp_path):
+    path = tmp_path / "c.png"
+    evaluate.confusion_png(path, np.array([[3, 1], [0, 2]]), ["joy", "fear"], "t")
+    image = cv2.imread(str(path))
+    assert image is not None and image.shape[0] > 100
+    assert not list(Path(tmp_path).glob(".tmp-*"))
+
+
+def test_test_split_crops_faces_when_training_did(tiny_raw):
+    params = tiny_models.params()
+    params = dataclasses.replace(params, augment=dataclasses.replace(params.augment, face_crop=True))
+    paths = sorted(p.relative_to(tiny_raw).as_posix() for p in (tiny_raw / "Test").rglob("*.jpg"))
+    manifest = pd.DataFrame({"path": paths, "split": "test", "label": "joy", "error": None})
+    rows, images, missing = evaluate.test_split(manifest, tiny_raw, params)
+    detector = faces.FaceDetector()
+    views = [faces.prepare(read_rgb(tiny_raw / p), 75, detector, params.augment.face_margin) for p in rows["path"]]
+    for image, (view, _) in zip(images, views, strict=True):
+        np.testing.assert_array_equal(image, view)
+    assert missing == sum(found is False for _, found in views)
