@@ -52,3 +52,14 @@ def tree_digest(root: Path) -> dict[str, str]:
         for p in sorted(root.rglob("*"))
         if p.is_file()
     }
+
+
+@pytest.fixture(scope="session")
+def reproduced_workspace(tmp_path_factory) -> Path:
+    """A workspace where `dvc repro` ran the whole pipeline once on tiny data (test profile), committed.
+
+    Running the pipeline is the slow part of the integration tests, so it runs once per session; a test that changes
+    the workspace works on its own copy (tests.workspace.copy)."""
+    from tests import workspace
+
+    return workspace.reproduce(workspace.make(tmp_path_factory.mktemp("reproduced") / "ws"))

@@ -72,6 +72,8 @@ def to_rgb8(array: np.ndarray) -> np.ndarray:
 
 
 def decode_rgb(data: bytes, name: str = "<bytes>") -> np.ndarray:
+    if not data:  # cv2.imdecode raises its own error on an empty buffer rather than returning None
+        raise ImageReadError(f"{name}: {_problem(data)}")
     array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if array is None:
         raise ImageReadError(f"{name}: {_problem(data)}")

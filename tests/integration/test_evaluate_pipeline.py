@@ -22,13 +22,9 @@ MODELS = ("irv2", "irv2_unet")
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Path:
+def repo(reproduced_workspace, tmp_path_factory) -> Path:
     """A workspace where `dvc repro` has run every stage, committed so that diffs compare against it."""
-    root = workspace.make(tmp_path_factory.mktemp("evaluate") / "ws")
-    workspace.dvc(root, "repro")
-    workspace.sh(root, "git", "add", "-A")
-    workspace.sh(root, "git", "commit", "-qm", "first run")
-    return root
+    return workspace.copy(reproduced_workspace, tmp_path_factory.mktemp("evaluate") / "ws")
 
 
 def test_evaluate_scores_both_models_on_the_test_split_only(repo):

@@ -21,11 +21,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def tuned(tmp_path_factory) -> Path:
-    """A workspace where `dvc repro tune@irv2` has run (and, with it, validate and augment)."""
-    root = workspace.make(tmp_path_factory.mktemp("tune") / "ws")
-    workspace.dvc(root, "repro", "tune@irv2")
-    return root
+def tuned(reproduced_workspace, tmp_path_factory) -> Path:
+    """A workspace where `dvc repro` has run every stage, tune@irv2 among them."""
+    return workspace.copy(reproduced_workspace, tmp_path_factory.mktemp("tune") / "ws")
 
 
 def test_dvc_runs_the_tune_stage(tuned):
@@ -57,8 +55,8 @@ def test_a_tune_param_reruns_tune_and_what_follows_only(tuned):
     assert "tune@irv2_unet" in status and not {"validate", "augment"} & set(status)
     assert "Stage 'validate' didn't change" in dry and "Stage 'augment' didn't change" in dry
     assert "Running stage 'tune@irv2'" in dry
-    # a new hparams.json reruns that model's training and what follows it (train has not run in this workspace, so
-    # dvc status cannot show that by itself)
+    # a new hparams.json reruns that model's training and what follows it (dvc status cannot show that before tune
+    # has written it)
     assert '"tune@irv2" -> "train@irv2";' in dag and '"train@irv2" -> "evaluate";' in dag
     assert '"tune@irv2" -> "train@irv2_unet";' not in dag
 
