@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -54,12 +56,39 @@ def tree_digest(root: Path) -> dict[str, str]:
     }
 
 
+@dataclass(frozen=True)
+class RetrainingRun:
+    home: Path  # AIRFLOW_HOME, with its SQLite DB
+    workspace: Path  # where the DAG ran; later DAG tests go on changing it
+    done: subprocess.CompletedProcess  # the `airflow dags test` process
+    states: dict[str, str]  # each task's final state
+    snapshot: Path  # a copy of the workspace as the first run left it
+
+
 @pytest.fixture(scope="session")
-def reproduced_workspace(tmp_path_factory) -> Path:
-    """A workspace where `dvc repro` ran the whole pipeline once on tiny data (test profile), committed.
+def retraining_run(tmp_path_factory) -> RetrainingRun:
+    """The first run of the retraining DAG (`airflow dags test`) on a fresh workspace with the test profile: it runs
+    every stage of the pipeline on tiny data and promotes.
 
-    Running the pipeline is the slow part of the integration tests, so it runs once per session; a test that changes
-    the workspace works on its own copy (tests.workspace.copy)."""
+    Running the pipeline is the slow part of the integration tests, so it runs once per session: the DAG tests check
+    this run, and tests that need a reproduced pipeline take a copy of the workspace it left (reproduced_workspace).
+    """
     from tests import workspace
+    from tests.dags import airflow_env
 
-    return workspace.reproduce(workspace.make(tmp_path_factory.mktemp("reproduced") / "ws"))
+    base = tmp_path_factory.mktemp("retraining")
+    home = base / "airflow"
+    airflow_env.migrate(home)
+    ws = workspace.make(base / "ws", overrides={"retrain": {"retries": 0}})  # no retries: a failure shows at once
+    done, states = airflow_env.dags_test(home, ws)
+    snapshot = workspace.copy(ws, base / "after-first-run") if done.returncode == 0 else base / "failed"
+    return RetrainingRun(home, ws, done, states, snapshot)
+
+
+@pytest.fixture(scope="session")
+def reproduced_workspace(retraining_run) -> Path:
+    """A workspace where the whole pipeline ran once on tiny data (test profile), all committed. Tests that change it
+    work on their own copy (tests.workspace.copy)."""
+    if retraining_run.done.returncode != 0:
+        pytest.fail("the retraining DAG run that reproduces the pipeline failed (see tests/dags/test_dag_run.py)")
+    return retraining_run.snapshot

@@ -17,13 +17,10 @@ GATED = "metrics/train/irv2.json"
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    """An Airflow home with a migrated SQLite DB and a pipeline workspace (no retries: a failure shows at once)."""
-    base = tmp_path_factory.mktemp("retraining")
-    home = base / "airflow"
-    airflow_env.migrate(home)
-    ws = workspace.make(base / "ws", overrides={"retrain": {"retries": 0}})
-    return home, ws
+def cluster(retraining_run):
+    """The Airflow home and the workspace of the session's first DAG run (tests/conftest.py), which the tests below
+    go on running the DAG in."""
+    return retraining_run.home, retraining_run.workspace
 
 
 def git(ws, *args: str) -> str:
@@ -48,9 +45,9 @@ def stage_tasks(states: dict) -> dict:
     return {k: v for k, v in states.items() if k not in ("check_workspace", "refresh_data", "compare", "promote")}
 
 
-def test_first_run_trains_every_stage_and_promotes(cluster):
+def test_first_run_trains_every_stage_and_promotes(cluster, retraining_run):
     home, ws = cluster
-    done, states = airflow_env.dags_test(home, ws)
+    done, states = retraining_run.done, retraining_run.states
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-6000:]
     assert set(states.values()) == {"success"}, states
     assert git(ws, "tag", "--list", "model-*") == "model-1"
