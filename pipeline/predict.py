@@ -16,7 +16,6 @@ import argparse
 import csv
 import io
 import json
-import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from pipeline import atomic, explain, inference
 from pipeline.config import Params
 from pipeline.data import faces
 from pipeline.data.images import ImageReadError, read_rgb
+from pipeline.data.manifest import walk
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 BASE_COLUMNS = ["file", "frame", "face", "x", "y", "w", "h", "status", "label", "confidence", "message"]
@@ -66,14 +66,6 @@ def columns(classes: list[str]) -> list[str]:
     return BASE_COLUMNS + [f"p_{c}" for c in classes]
 
 
-def _walk(folder: Path) -> list[Path]:
-    found = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames.sort()
-        found.extend(Path(dirpath) / n for n in sorted(filenames))
-    return found
-
-
 def _video_frames(path: Path, step: int) -> Iterator[tuple[int, np.ndarray]]:
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
@@ -98,7 +90,7 @@ def pictures(paths: list[Path], s: Settings) -> Iterator[Picture]:
     with status error or skipped, so that each input is accounted for in the output."""
     for root in paths:
         if root.is_dir():
-            files = _walk(root)
+            files = walk(root)
             known = {*s.image_extensions, *VIDEO_EXTENSIONS}
             media = [f for f in files if f.suffix.lower() in known]
             for f in files:

@@ -16,7 +16,8 @@ COLUMNS = ["path", "split", "folder", "label", "extension", *[f.name for f in fi
            "leaks_with"]
 
 
-def _walk(root: Path) -> list[Path]:
+def walk(root: Path) -> list[Path]:
+    """Every file under ``root``, in a stable order (sorted folders, then sorted names)."""
     files = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
@@ -31,7 +32,7 @@ def build(raw: Path, classes: list[str], aliases: dict[str, str], split_folders:
     if not raw.is_dir():
         raise FileNotFoundError(f"{raw}: raw data folder not found (run `dvc pull`, or see README: bring your data)")
     rows = []
-    for file in _walk(raw):
+    for file in walk(raw):
         rel = file.relative_to(raw)
         parts = rel.parts
         split = class_names.split_of(parts[0], split_folders) if len(parts) == 3 else None
