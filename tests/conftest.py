@@ -16,10 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 from pipeline import config  # noqa: E402
-from pipeline.data import sample  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
-TINY_COUNTS = {"train": dict.fromkeys(sample.FOLDERS, 3), "test": dict.fromkeys(sample.FOLDERS, 1)}
+from tests.workspace import REPO, tiny_dataset  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -35,8 +32,7 @@ def params(raw_params) -> config.Params:
 @pytest.fixture(scope="session")
 def tiny_raw_master(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("tiny") / "raw"
-    sample.generate(root, TINY_COUNTS, seed=7, size=80)
-    return root
+    return tiny_dataset(root)
 
 
 @pytest.fixture

@@ -21,6 +21,12 @@ TINY_COUNTS = {"train": dict.fromkeys(sample.FOLDERS, 3), "test": dict.fromkeys(
 COPIED = ["pipeline", "dvc.yaml", "params.yaml", ".dvcignore"]
 
 
+def tiny_dataset(root: Path) -> Path:
+    """The tiny sample dataset of the tests (3 train and 1 test image per class, 80 px), written to ``root``."""
+    sample.generate(root, TINY_COUNTS, seed=7, size=80)
+    return root
+
+
 def env() -> dict[str, str]:
     """The environment of a tool run: this interpreter's bin first (stage commands say `python -m pipeline`)."""
     bin_dir = str(Path(sys.executable).parent)
@@ -80,7 +86,7 @@ def make(root: Path, overrides: dict | None = None, raw_data: Path | None = None
     if raw_data is not None:
         shutil.copytree(raw_data, root / "data" / "raw")
     else:
-        sample.generate(root / "data" / "raw", TINY_COUNTS, seed=7, size=80)
+        tiny_dataset(root / "data" / "raw")
     dvc(root, "add", "-q", "data/raw")
     sh(root, "git", "add", "-A")
     sh(root, "git", "commit", "-qm", "workspace")
