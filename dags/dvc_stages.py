@@ -31,6 +31,7 @@ class Stage:
     cmd: str
     deps: tuple[str, ...]
     outs: tuple[str, ...]  # outs, metrics and plots: everything another stage may depend on
+    uncached: tuple[str, ...] = ()  # those of them with `cache: false` (kept in git, not in the DVC cache)
     upstream: tuple[str, ...] = ()  # names of the stages whose outputs this one reads
 
 
@@ -104,9 +105,13 @@ def _expand(group: str, body: dict, context: dict) -> Iterable[Stage]:
 def _stage(name: str, group: str, key: str | None, body: dict, context: dict) -> Stage:
     wdir = str(_resolve(body.get("wdir", "."), context))
 
-    def paths(section: str) -> tuple[str, ...]:
+    def paths(section: str, uncached_only: bool = False) -> tuple[str, ...]:
         # an entry is a path or a one-key mapping {path: options}
         entries = body.get(section) or []
+        if uncached_only:
+            entries = [
+                e for e in entries if isinstance(e, dict) and (next(iter(e.values())) or {}).get("cache") is False
+            ]
         raw = [next(iter(e)) if isinstance(e, dict) else e for e in entries]
         return tuple(posixpath.normpath(posixpath.join(wdir, str(_resolve(p, context)))) for p in raw)
 
@@ -120,6 +125,7 @@ def _stage(name: str, group: str, key: str | None, body: dict, context: dict) ->
         cmd=str(_resolve(cmd, context)),
         deps=paths("deps"),
         outs=paths("outs") + paths("metrics") + paths("plots"),
+        uncached=tuple(p for section in ("outs", "metrics", "plots") for p in paths(section, uncached_only=True)),
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # command -> module with a ``main(params, argv)``; imported lazily so `--help` and light commands stay fast.
@@ -39,12 +40,29 @@ def _user_error_types() -> tuple[type, ...]:
     return (*types, FileNotFoundError)
 
 
+def refuse_unwanted_stage() -> str | None:
+    """A retraining task that must restore a stage from the DVC remote, not run it, names the one stage it may run
+    in EMOTION_EXECUTE ("none": no stage; see dags/workspaces.py). DVC names the stage it runs in DVC_STAGE."""
+    allowed, stage = os.environ.get("EMOTION_EXECUTE"), os.environ.get("DVC_STAGE")
+    if allowed is None or stage is None or stage == allowed:
+        return None
+    wanted = "no stage" if allowed == "none" else f"only {allowed}"
+    return (
+        f"stage {stage} was about to execute in a task that runs {wanted}: its result is not in the DVC remote's "
+        f"run-cache. Run its own task first (or `dvc repro {stage}` and `dvc push --run-cache`)."
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     parser.add_argument("command", choices=sorted(COMMANDS))
     parser.add_argument("args", nargs=argparse.REMAINDER)
     ns = parser.parse_args(argv)
+    refused = refuse_unwanted_stage()
+    if refused:
+        print(f"error: {refused}", file=sys.stderr)
+        return 1
     from pipeline import config
 
     try:

@@ -7,6 +7,7 @@ outputs, commits dvc.lock with the git-tracked outputs (metrics, plots, reports)
 
     python -m pipeline promote check [--report FILE]   # decide only
     python -m pipeline promote apply [--report FILE]   # decide again, then push, commit and tag
+    python -m pipeline promote apply --push origin --branch main   # ... and push commit and tag to git, atomically
 
 Both write the decision to the report. Exit status: 0 promote (or promoted), 1 rejected (GateFailed),
 99 nothing new since the last tag: Airflow's BashOperator marks the task skipped on 99.
@@ -157,8 +158,11 @@ def tracked_outputs(root: Path) -> list[str]:
     return sorted(p for p in paths if (root / p).exists())
 
 
-def promote(root: Path, decision: Decision, report: Path | None = None) -> None:
-    """Push the outputs, commit what git tracks of them (and ``report``), tag the commit. Safe to repeat."""
+def promote(
+    root: Path, decision: Decision, report: Path | None = None, push: str | None = None, branch: str = "main"
+) -> None:
+    """Push the outputs, commit what git tracks of them (and ``report``), tag the commit; with ``push``, push commit
+    and tag to that git remote's ``branch`` in one atomic push (a rejected push, e.g. a branch that moved, fails)."""
     # push first: a tag must never name outputs that the remote lacks
     dvc(root, "push")
     changed_ignores = git(root, "ls-files", "--modified", "--others", "--exclude-standard", "--", "*.gitignore")
@@ -179,12 +183,17 @@ def promote(root: Path, decision: Decision, report: Path | None = None) -> None:
     if subprocess.run(["git", "diff", "--cached", "--quiet"], cwd=root).returncode != 0:
         git(root, *identity, "commit", "--quiet", "-m", message)
     git(root, *identity, "tag", "--annotate", decision.tag, "-m", message)
+    if push is not None:
+        # the DVC push above came first: a tag on the git remote never names outputs the DVC remote lacks
+        git(root, "push", "--atomic", push, f"HEAD:refs/heads/{branch}", f"refs/tags/{decision.tag}")
 
 
 def main(params: Params, argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m pipeline promote", description=__doc__.split("\n\n")[0])
     parser.add_argument("action", choices=["check", "apply"])
     parser.add_argument("--report", default="reports/promotion.json", help="where the decision is written")
+    parser.add_argument("--push", metavar="REMOTE", help="git remote that receives the commit and tag (apply)")
+    parser.add_argument("--branch", default="main", help="branch of --push that the commit goes to")
     args = parser.parse_args(argv)
     root = Path.cwd()
     report = root / args.report
@@ -198,7 +207,7 @@ def main(params: Params, argv: list[str]) -> None:
             raise SystemExit(NOTHING_NEW)
         return
     if args.action == "apply":
-        promote(root, decision, report)
+        promote(root, decision, report, push=args.push, branch=args.branch)
         print(f"promoted as {decision.tag}")
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import yaml
@@ -17,6 +17,10 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 from pipeline import config  # noqa: E402
 from tests.workspace import REPO, tiny_dataset  # noqa: E402
+
+if TYPE_CHECKING:
+    from tests.cluster import Cluster
+    from tests.dags.airflow_env import DagRun
 
 
 @pytest.fixture(scope="session")
@@ -55,36 +59,37 @@ def tree_digest(root: Path) -> dict[str, str]:
 @dataclass(frozen=True)
 class RetrainingRun:
     home: Path  # AIRFLOW_HOME, with its SQLite DB
-    workspace: Path  # where the DAG ran; later DAG tests go on changing it
-    done: subprocess.CompletedProcess  # the `airflow dags test` process
-    states: dict[str, str]  # each task's final state
-    snapshot: Path  # a copy of the workspace as the first run left it
+    cluster: Cluster  # origin, the DVC remote and the tasks' folder; later DAG tests go on running against them
+    run: DagRun  # the first `airflow dags test` run
+    snapshot: Path  # a fresh clone of origin after the first run, its outputs pulled from the DVC remote
 
 
 @pytest.fixture(scope="session")
 def retraining_run(tmp_path_factory) -> RetrainingRun:
-    """The first run of the retraining DAG (`airflow dags test`) on a fresh workspace with the test profile: it runs
-    every stage of the pipeline on tiny data and promotes.
+    """The first run of the retraining DAG (`airflow dags test`) against a fresh origin and DVC remote with the test
+    profile: each task in its own temporary clone, every stage executed once on tiny data, then a promotion.
 
     Running the pipeline is the slow part of the integration tests, so it runs once per session: the DAG tests check
-    this run, and tests that need a reproduced pipeline take a copy of the workspace it left (reproduced_workspace).
+    this run, and tests that need a reproduced pipeline take a copy of the clone of its result (reproduced_workspace).
     """
-    from tests import workspace
+    from tests import cluster
     from tests.dags import airflow_env
 
     base = tmp_path_factory.mktemp("retraining")
     home = base / "airflow"
     airflow_env.migrate(home)
-    ws = workspace.make(base / "ws", overrides={"retrain": {"retries": 0}})  # no retries: a failure shows at once
-    done, states = airflow_env.dags_test(home, ws)
-    snapshot = workspace.copy(ws, base / "after-first-run") if done.returncode == 0 else base / "failed"
-    return RetrainingRun(home, ws, done, states, snapshot)
+    made = cluster.make(base, overrides={"retrain": {"retries": 0}})  # no retries: a failure shows at once
+    run = airflow_env.dags_test(home, made.env())
+    snapshot = base / "after-first-run"
+    if run.done.returncode == 0:
+        made.clone(snapshot)
+    return RetrainingRun(home, made, run, snapshot)
 
 
 @pytest.fixture(scope="session")
 def reproduced_workspace(retraining_run) -> Path:
-    """A workspace where the whole pipeline ran once on tiny data (test profile), all committed. Tests that change it
-    work on their own copy (tests.workspace.copy)."""
-    if retraining_run.done.returncode != 0:
+    """A clone of the pipeline where every stage ran once on tiny data (test profile), its outputs pulled from the DVC
+    remote and committed (promoted). Tests that change it work on their own copy (tests.workspace.copy)."""
+    if retraining_run.run.done.returncode != 0:
         pytest.fail("the retraining DAG run that reproduces the pipeline failed (see tests/dags/test_dag_run.py)")
     return retraining_run.snapshot

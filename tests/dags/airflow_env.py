@@ -10,6 +10,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests import workspace
@@ -51,9 +52,10 @@ print(json.dumps({
 """
 
 
-def env(home: Path, ws: Path | None = None, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment of an Airflow child process: ``home`` as AIRFLOW_HOME, ``ws`` as the DAG's workspace."""
-    values = {
+def env(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of an Airflow child process: ``home`` as AIRFLOW_HOME, plus ``extra`` (the cluster's
+    EMOTION_* settings, see tests/cluster.py)."""
+    return {
         **workspace.env(),
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
@@ -61,22 +63,19 @@ def env(home: Path, ws: Path | None = None, extra: dict[str, str] | None = None)
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         **(extra or {}),
     }
-    if ws is not None:
-        values["EMOTION_WORKSPACE"] = str(ws)
-    return values
 
 
-def run(home: Path, *args: str, ws: Path | None = None, extra: dict | None = None, check: bool = True):
-    done = subprocess.run(args, env=env(home, ws, extra), capture_output=True, text=True, timeout=1800, cwd=home)
+def run(home: Path, *args: str, extra: dict | None = None, check: bool = True):
+    done = subprocess.run(args, env=env(home, extra), capture_output=True, text=True, timeout=1800, cwd=home)
     if check and done.returncode != 0:
         raise AssertionError(f"{' '.join(args)} exited {done.returncode}\n{done.stdout[-6000:]}\n{done.stderr[-6000:]}")
     return done
 
 
-def describe(home: Path, ws: Path | None = None, extra: dict | None = None) -> dict:
+def describe(home: Path, extra: dict | None = None) -> dict:
     """The DAG as Airflow loads it (import errors, schedule, tasks with queue, pool, upstream ...)."""
     home.mkdir(parents=True, exist_ok=True)
-    done = run(home, sys.executable, "-c", _DESCRIBE, str(DAGS), DAG_ID, ws=ws, extra=extra)
+    done = run(home, sys.executable, "-c", _DESCRIBE, str(DAGS), DAG_ID, extra=extra)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -85,12 +84,34 @@ def migrate(home: Path) -> None:
     run(home, AIRFLOW, "db", "migrate")
 
 
-def dags_test(home: Path, ws: Path) -> tuple[subprocess.CompletedProcess, dict[str, str]]:
-    """One `airflow dags test` run of the DAG on ``ws``; returns the process and each task's final state."""
-    done = run(home, AIRFLOW, "dags", "test", DAG_ID, "--conf", json.dumps({"workspace": str(ws)}), ws=ws, check=False)
+@dataclass(frozen=True)
+class DagRun:
+    done: subprocess.CompletedProcess  # the `airflow dags test` process
+    states: dict[str, str]  # each task's final state
+    results: dict[str, object]  # each task's return value (XCom), where it returned one
+
+    def log(self) -> str:
+        return self.done.stdout[-8000:] + self.done.stderr[-8000:]
+
+
+def dags_test(home: Path, extra: dict[str, str], conf: dict | None = None) -> DagRun:
+    """One `airflow dags test` run of the DAG with the cluster settings ``extra``; its tasks' states and results."""
+    done = run(home, AIRFLOW, "dags", "test", DAG_ID, "--conf", json.dumps(conf or {}), extra=extra, check=False)
     with sqlite3.connect(home / "airflow.db") as db:
         (run_id,) = db.execute(
             "SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1", (DAG_ID,)
         ).fetchone()
         states = dict(db.execute("SELECT task_id, state FROM task_instance WHERE run_id = ?", (run_id,)).fetchall())
-    return done, states
+        rows = db.execute("SELECT task_id, value FROM xcom WHERE run_id = ? AND key = 'return_value'", (run_id,))
+        results = {task: _decode(value) for task, value in rows.fetchall()}
+    return DagRun(done, states, results)
+
+
+def _decode(value):
+    # the metadata DB keeps an XCom as JSON text (bytes in SQLite); a string may hold one more level of JSON
+    while isinstance(value, (bytes, str)):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            break
+    return value

@@ -1,7 +1,9 @@
 """The retraining DAG as Airflow loads it: no import errors, one task per dvc.yaml stage wired as DVC's graph is,
-GPU stages on the `gpu` queue, every DVC task in the one-slot workspace pool, schedule and retry policy."""
+GPU stages on the `gpu` queue and in the GPU pool, a `ref` param that cannot name a path, schedule and retries."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 
@@ -9,7 +11,7 @@ from tests import workspace
 from tests.dags import airflow_env
 from tests.dags.airflow_env import dvc_stages
 
-NOT_STAGES = {"check_workspace", "refresh_data", "compare", "promote"}
+NOT_STAGES = {"resolve", "compare", "promote"}
 
 
 @pytest.fixture(scope="module")
@@ -38,23 +40,21 @@ def test_dag_folder_imports_without_errors(loaded):
     assert loaded["dag"] is not None
 
 
-def test_one_task_per_dvc_stage_running_dvc_repro(dag, stages):
+def test_one_task_per_dvc_stage(dag, stages):
     tasks = dag["tasks"]
     assert set(tasks) - NOT_STAGES == {task_id(s.name) for s in stages}
-    for stage in stages:
-        assert tasks[task_id(stage.name)]["bash_command"] == f"dvc repro --single-item {stage.name}"
-        assert tasks[task_id(stage.name)]["cwd"] == "{{ params.workspace }}"
 
 
 def test_tasks_follow_dvc_dependencies(dag, stages):
     tasks = dag["tasks"]
     for stage in stages:
-        expected = sorted(task_id(up) for up in stage.upstream)
-        assert tasks[task_id(stage.name)]["upstream"] == (expected or ["refresh_data"]), stage.name
+        # every task takes the run's commit from `resolve`
+        expected = sorted({"resolve", *(task_id(up) for up in stage.upstream)})
+        assert tasks[task_id(stage.name)]["upstream"] == expected, stage.name
     leaves = {s.name for s in stages} - {up for s in stages for up in s.upstream}
-    assert tasks["compare"]["upstream"] == sorted(task_id(s.name) for s in stages if s.name in leaves)
-    assert tasks["promote"]["upstream"] == ["compare"]
-    assert tasks["refresh_data"]["upstream"] == ["check_workspace"]
+    assert tasks["compare"]["upstream"] == sorted(["resolve", *(task_id(s.name) for s in stages if s.name in leaves)])
+    assert tasks["promote"]["upstream"] == ["compare", "resolve"]
+    assert tasks["resolve"]["upstream"] == []
 
 
 def test_tuning_and_training_run_on_the_gpu_queue(dag, stages, raw_params):
@@ -67,19 +67,26 @@ def test_tuning_and_training_run_on_the_gpu_queue(dag, stages, raw_params):
         assert dag["tasks"][name]["queue"] == "default"
 
 
-def test_every_dvc_task_takes_the_one_workspace_pool(dag):
-    for name, task in dag["tasks"].items():
-        assert task["pool"] == ("default_pool" if name == "check_workspace" else "dvc_workspace"), name
+def test_gpu_stages_take_the_gpu_pool_so_independent_ones_run_side_by_side(dag, stages, raw_params):
+    gpu_groups = set(raw_params["retrain"]["gpu_stages"])
+    for stage in stages:
+        pool = dag["tasks"][task_id(stage.name)]["pool"]
+        assert pool == ("emotion_gpu" if stage.group in gpu_groups else "default_pool"), stage.name
+    # no task waits for another of the GPU stages of its own kind: tune@irv2 and tune@irv2_unet are independent
+    for group in gpu_groups:
+        members = [task_id(s.name) for s in stages if s.group == group]
+        for name in members:
+            assert not set(dag["tasks"][name]["upstream"]) & set(members), name
 
 
 def test_schedule_runs_and_retries(dag, raw_params):
     assert "0 0 * * 0" in dag["schedule"]  # @weekly, from params.yaml retrain.schedule
     assert dag["catchup"] is False
     assert dag["max_active_runs"] == 1
-    assert dag["params"]["workspace"] == str(workspace.REPO)
+    assert dag["params"]["ref"] == ""
     settings = raw_params["retrain"]
     for name, task in dag["tasks"].items():
-        if name in ("compare", "check_workspace"):
+        if name in ("compare", "resolve"):
             assert task["retries"] == 0, name  # a verdict does not change by asking again
             continue
         assert task["retries"] == settings["retries"], name
@@ -88,11 +95,22 @@ def test_schedule_runs_and_retries(dag, raw_params):
         assert task["execution_timeout_s"] == hours * 3600, name
 
 
-def test_schedule_and_workspace_come_from_the_environment(tmp_path):
-    ws = tmp_path / "ws"
-    ws.mkdir()
-    for name in ("dvc.yaml", "params.yaml"):
-        (ws / name).write_bytes((workspace.REPO / name).read_bytes())
-    loaded = airflow_env.describe(tmp_path / "home", ws, extra={"EMOTION_RETRAIN_SCHEDULE": "30 2 * * 1-5"})
+def test_schedule_comes_from_the_environment(tmp_path):
+    loaded = airflow_env.describe(tmp_path / "home", extra={"EMOTION_RETRAIN_SCHEDULE": "30 2 * * 1-5"})
     assert "30 2 * * 1-5" in loaded["dag"]["schedule"]
-    assert loaded["dag"]["params"]["workspace"] == str(ws)
+
+
+@pytest.mark.parametrize("ref", ["/etc", "../other", "--upload-pack=touch x", "main; rm -rf /", "a" * 201])
+def test_the_ref_param_takes_git_names_only(ref):
+    from tests.cluster import workspaces
+
+    assert not re.fullmatch(workspaces.REF, ref)
+    with pytest.raises(workspaces.TaskError, match="not a branch, tag or commit name"):
+        workspaces.resolve(workspaces.Settings("unused"), ref, [])
+
+
+@pytest.mark.parametrize("ref", ["main", "v1.2", "release/2026-11", "0123abcd" * 5])
+def test_the_ref_param_accepts_branches_tags_and_commits(ref):
+    from tests.cluster import workspaces
+
+    assert re.fullmatch(workspaces.REF, ref)

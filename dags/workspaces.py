@@ -1,0 +1,216 @@
+"""Per-task workspaces of the retraining DAG: git (origin) and the DVC remote are the only state tasks share.
+
+Every task clones origin at the run's commit into a temporary folder of its own, gets what it needs with DVC
+(`dvc repro --pull`: data sources and upstream stages come back from the remote and its run-cache, they are not
+executed again), does its one job, publishes with `dvc push --run-cache`, and removes the folder. Nothing is read
+from another task's disk, so a task may land on any worker.
+
+Standard library only: the DAG processor imports this module with the DAG file. Settings come from the worker's
+environment when a task runs (see docs/airflow.md):
+
+    EMOTION_GIT_REMOTE           git URL of origin (required)
+    EMOTION_GIT_BRANCH           branch the runs follow and promotions push to (default: main)
+    EMOTION_GIT_MIRROR           optional local clone used as `git clone --reference-if-able` (a speed-up only)
+    EMOTION_DVC_REMOTE           optional DVC remote URL that replaces the repository's default remote
+    EMOTION_DVC_REMOTE_ENDPOINT  optional endpoint of an S3-compatible store (MinIO) for that remote
+    EMOTION_WORKDIR              optional parent folder of the temporary workspaces (default: the system's temp)
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import dvc_stages
+
+# The pipeline's CLI (pipeline/__main__.py) refuses to run a dvc.yaml stage whose name is not this variable's value;
+# "none" lets no stage run. A task that must only restore results therefore fails instead of quietly recomputing.
+EXECUTE = "EMOTION_EXECUTE"
+NOTHING = "none"
+# DVC's own log line for a stage it executes (a restored stage logs "is cached - skipping run" instead)
+_RUNNING = re.compile(r"^Running stage '([^']+)'", re.MULTILINE)
+# a ref a trigger may pin: a branch, tag or commit name, never a path or an option
+REF = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$"
+
+
+class TaskError(RuntimeError):
+    """A command of a workspace task failed; the message carries its output."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    git_remote: str
+    branch: str = "main"
+    mirror: str | None = None
+    dvc_remote: str | None = None
+    dvc_endpoint: str | None = None
+    workdir: str | None = None
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        remote = os.environ.get("EMOTION_GIT_REMOTE")
+        if not remote:
+            raise TaskError("EMOTION_GIT_REMOTE is not set: the workers need the git URL of the pipeline's origin")
+        return cls(
+            git_remote=remote,
+            branch=os.environ.get("EMOTION_GIT_BRANCH") or "main",
+            mirror=os.environ.get("EMOTION_GIT_MIRROR") or None,
+            dvc_remote=os.environ.get("EMOTION_DVC_REMOTE") or None,
+            dvc_endpoint=os.environ.get("EMOTION_DVC_REMOTE_ENDPOINT") or None,
+            workdir=os.environ.get("EMOTION_WORKDIR") or None,
+        )
+
+
+def run(cwd: Path | None, *args: str, env: dict | None = None, ok: tuple[int, ...] = (0,)):
+    # stage commands say `python`: the worker's own interpreter (the one with the pipeline's lock installed) runs them
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    done = subprocess.run(
+        args, cwd=cwd, capture_output=True, text=True, env={**os.environ, "PATH": path, **(env or {})}
+    )
+    if done.returncode not in ok:
+        raise TaskError(f"`{' '.join(args)}` exited {done.returncode}\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
+    return done
+
+
+def git(cwd: Path | None, *args: str) -> str:
+    return run(cwd, "git", *args).stdout.strip()
+
+
+def dvc(cwd: Path, *args: str, env: dict | None = None) -> str:
+    done = run(cwd, sys.executable, "-m", "dvc", *args, env=env)
+    return done.stdout + done.stderr  # DVC logs to both; callers read its log lines
+
+
+@contextmanager
+def workspace(settings: Settings, task: str, commit: str | None = None) -> Iterator[Path]:
+    """A fresh clone of origin (at ``commit``, or the head of the branch) in a temporary folder, removed on exit."""
+    parent = tempfile.mkdtemp(prefix=f"emotion-{re.sub(r'[^A-Za-z0-9_.-]', '_', task)}-", dir=settings.workdir)
+    root = Path(parent) / "ws"
+    try:
+        reference = ["--reference-if-able", settings.mirror, "--dissociate"] if settings.mirror else []
+        git(None, "clone", "--quiet", "--branch", settings.branch, *reference, settings.git_remote, str(root))
+        if commit is not None:
+            git(root, "checkout", "--quiet", "--detach", commit)
+        if settings.dvc_remote:
+            dvc(root, "remote", "add", "--local", "--default", "--force", "cluster", settings.dvc_remote)
+            if settings.dvc_endpoint:
+                dvc(root, "remote", "modify", "--local", "cluster", "endpointurl", settings.dvc_endpoint)
+        yield root
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+def stages_at(root: Path) -> list[str]:
+    """The stage names of the workspace's dvc.yaml, as DVC lists them."""
+    return sorted(dvc(root, "stage", "list", "--names-only").split())
+
+
+def resolve(settings: Settings, ref: str, expected: list[str]) -> str:
+    """The run's commit: ``ref`` if given, else the head of the branch after committing updated imports to it."""
+    if ref and not re.fullmatch(REF, ref):
+        raise TaskError(f"ref {ref!r} is not a branch, tag or commit name")
+    with workspace(settings, "resolve") as root:
+        if ref:
+            found = [
+                c
+                for c in (f"origin/{ref}", ref)
+                if run(root, "git", "rev-parse", "--verify", "--quiet", f"{c}^{{commit}}", ok=(0, 1)).returncode == 0
+            ]
+            if not found:
+                raise TaskError(f"ref {ref!r} is not a branch, tag or commit of {settings.git_remote}")
+            git(root, "checkout", "--quiet", "--detach", found[0])
+        else:
+            update_imports(root, settings.branch)
+        found = stages_at(root)
+        if found != sorted(expected):
+            raise TaskError(
+                f"the commit's dvc.yaml has stages {found}, the DAG was parsed with {sorted(expected)}: "
+                "deploy the DAG of that commit (or pin the run to an older ref)"
+            )
+        return git(root, "rev-parse", "HEAD")
+
+
+def update_imports(root: Path, branch: str) -> None:
+    """`dvc update` every import (`dvc import`, `import-url`); if one changed, push its data and commit it."""
+    imports = [
+        f for f in git(root, "ls-files", "--", "*.dvc").splitlines() if "\ndeps:" in (root / f).read_text("utf-8")
+    ]
+    if not imports:
+        return
+    dvc(root, "update", *imports)
+    if not git(root, "status", "--porcelain", "--", *imports):
+        return
+    dvc(root, "push", *imports)  # the data first: a commit on origin never names data the remote lacks
+    git(root, "add", "--", *imports)
+    message = f"Update imported data: {', '.join(imports)}"
+    run(root, "git", "commit", "--quiet", "-m", message, env=identity())
+    git(root, "push", "--quiet", "origin", f"HEAD:refs/heads/{branch}")
+
+
+def reproduce(root: Path, stage: str | None) -> list[str]:
+    """`dvc repro --pull` of ``stage`` (None: the whole pipeline) where only ``stage`` may execute: every upstream
+    stage is restored from the remote's run-cache. Returns the stages DVC executed."""
+    args = ["repro", "--pull"] + ([stage] if stage else [])
+    log = dvc(root, *args, env={EXECUTE: stage or NOTHING})
+    return _RUNNING.findall(log)
+
+
+def run_stage(settings: Settings, commit: str, stage: str) -> dict:
+    """The task of one dvc.yaml stage: reproduce it in a fresh workspace, then push its outputs and run-cache."""
+    with workspace(settings, stage, commit) as root:
+        executed = reproduce(root, stage)
+        dvc(root, "push", "--run-cache")
+        publish_uncached(root, executed)
+        return {"stage": stage, "commit": commit, "executed": executed}
+
+
+def publish_uncached(root: Path, executed: list[str]) -> None:
+    """Send the `cache: false` outputs (metrics, plots) of the executed stages to the DVC remote.
+
+    DVC's run-cache records them by hash and, to restore a stage elsewhere, pulls them from the remote; but since
+    DVC 3 `dvc push --run-cache` sends the run records only, not those files. Tracking a copy of each with `dvc add`
+    stores the same content under the same hash, so `dvc push` of the copies delivers exactly the objects a restore
+    asks for (a directory's listing, relative to itself, hashes the same too). The copies die with the workspace.
+    """
+    paths = [p for s in dvc_stages.read(root) if s.name in executed for p in s.uncached if (root / p).exists()]
+    if not paths:
+        return
+    outbox = root / ".outbox"
+    copies = []
+    for i, path in enumerate(paths):
+        copy = outbox / str(i) / Path(path).name
+        copy.parent.mkdir(parents=True)
+        (shutil.copytree if (root / path).is_dir() else shutil.copy2)(root / path, copy)
+        copies.append(str(copy.relative_to(root)))
+    dvc(root, "add", "--quiet", *copies)
+    dvc(root, "push", *(f"{c}.dvc" for c in copies))
+
+
+def gate(settings: Settings, commit: str, action: str) -> int:
+    """compare (``check``) or promote (``apply``): the whole pipeline restored with no stage executing, then
+    `python -m pipeline promote`; returns its exit status (0, or 99 for nothing new); a rejection raises."""
+    with workspace(settings, f"promote-{action}", commit) as root:
+        executed = reproduce(root, None)
+        if executed:  # the guard in pipeline/__main__.py makes this unreachable; kept as the task's own check
+            raise TaskError(f"stages executed while restoring: {executed}")
+        push = ["--push", "origin", "--branch", settings.branch] if action == "apply" else []
+        done = run(root, sys.executable, "-m", "pipeline", "promote", action, *push, ok=(0, 1, 99))
+        print(done.stdout, done.stderr, sep="\n")
+        if done.returncode == 1:
+            raise TaskError(f"the gate rejected the model of {commit}:\n{done.stdout}\n{done.stderr}")
+        return done.returncode
+
+
+def identity() -> dict[str, str]:
+    """Who commits an import update: GIT_AUTHOR_*/GIT_COMMITTER_* of the worker when set, else a name that says who."""
+    names = {"GIT_AUTHOR_NAME": "emotion-retraining", "GIT_AUTHOR_EMAIL": "retraining@localhost"}
+    names |= {"GIT_COMMITTER_NAME": names["GIT_AUTHOR_NAME"], "GIT_COMMITTER_EMAIL": names["GIT_AUTHOR_EMAIL"]}
+    return {key: os.environ.get(key) or value for key, value in names.items()}
