@@ -42,8 +42,11 @@ lint: setup
 bench: setup
 	$(PY) -m pipeline bench --out bench/results.json
 
+# requirements-gpu.lock: the same pins plus the CUDA wheels of tensorflow[and-cuda], for the GPU images
 lock: setup
 	$(BIN)/uv pip compile --quiet requirements.in -o requirements.lock --python-version 3.11
+	$(BIN)/uv pip compile --quiet requirements-gpu.in -c requirements.lock -o requirements-gpu.lock \
+		--python-version 3.11 --python-platform x86_64-manylinux_2_28
 
 clean:
 	rm -rf $(VENV)

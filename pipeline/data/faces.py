@@ -35,8 +35,9 @@ class FaceDetector:
         """Faces in an RGB image, largest first."""
         gray = cv2.equalizeHist(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
         side = int(min(gray.shape) * self.min_size_fraction)
-        found = self._cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=self.min_neighbors,
-                                               minSize=(side, side))
+        found = self._cascade.detectMultiScale(
+            gray, scaleFactor=1.1, minNeighbors=self.min_neighbors, minSize=(side, side)
+        )
         boxes = [Box(int(x), int(y), int(w), int(h)) for x, y, w, h in found]
         return sorted(boxes, key=lambda b: b.w * b.h, reverse=True)
 
@@ -56,8 +57,9 @@ def resize(rgb: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(rgb, (size, size), interpolation=interpolation)
 
 
-def prepare(rgb: np.ndarray, size: int, detector: FaceDetector | None,
-            margin: float = 0.2) -> tuple[np.ndarray, bool | None]:
+def prepare(
+    rgb: np.ndarray, size: int, detector: FaceDetector | None, margin: float = 0.2
+) -> tuple[np.ndarray, bool | None]:
     """The model's view of an image: the largest face cropped (when a detector is given), resized to ``size``.
 
     Returns the image and whether a face was found (None without a detector); with no face the whole image is used.

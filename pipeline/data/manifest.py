@@ -12,8 +12,7 @@ import pandas as pd
 from pipeline.data import classes as class_names
 from pipeline.data.images import ImageInfo, ImageReadError, hamming, inspect
 
-COLUMNS = ["path", "split", "folder", "label", "extension", *[f.name for f in fields(ImageInfo)], "error",
-           "leaks_with"]
+COLUMNS = ["path", "split", "folder", "label", "extension", *[f.name for f in fields(ImageInfo)], "error", "leaks_with"]
 
 
 def walk(root: Path) -> list[Path]:
@@ -25,8 +24,13 @@ def walk(root: Path) -> list[Path]:
     return files
 
 
-def build(raw: Path, classes: list[str], aliases: dict[str, str], split_folders: dict[str, str],
-          near_duplicate_max_distance: int) -> pd.DataFrame:
+def build(
+    raw: Path,
+    classes: list[str],
+    aliases: dict[str, str],
+    split_folders: dict[str, str],
+    near_duplicate_max_distance: int,
+) -> pd.DataFrame:
     """Describe every file under ``raw``. Nothing is dropped: problems are recorded per row for the suite to judge."""
     raw = Path(raw)
     if not raw.is_dir():
@@ -37,8 +41,15 @@ def build(raw: Path, classes: list[str], aliases: dict[str, str], split_folders:
         parts = rel.parts
         split = class_names.split_of(parts[0], split_folders) if len(parts) == 3 else None
         label = class_names.normalise(parts[1], classes, aliases) if len(parts) == 3 else None
-        row = {"path": rel.as_posix(), "split": split, "folder": "/".join(parts[:-1]), "label": label,
-               "extension": file.suffix.lower(), "error": None, "leaks_with": None}
+        row = {
+            "path": rel.as_posix(),
+            "split": split,
+            "folder": "/".join(parts[:-1]),
+            "label": label,
+            "extension": file.suffix.lower(),
+            "error": None,
+            "leaks_with": None,
+        }
         try:
             row.update(asdict(inspect(file)))
         except ImageReadError as exc:
@@ -56,12 +67,14 @@ def _leaks(frame: pd.DataFrame, max_distance: int) -> pd.Series:
     train, test = ok[ok["split"] == "train"], ok[ok["split"] == "test"]
     if train.empty or test.empty:
         return leaks
-    hashes = {name: np.array([int(h, 16) for h in part["phash"]], dtype=np.uint64) for name, part in
-              (("train", train), ("test", test))}
+    hashes = {
+        name: np.array([int(h, 16) for h in part["phash"]], dtype=np.uint64)
+        for name, part in (("train", train), ("test", test))
+    }
     distance = hamming(hashes["test"], hashes["train"])
     same = test["sha256"].to_numpy()[:, None] == train["sha256"].to_numpy()[None, :]
     close = (distance <= max_distance) | same
-    for i, j in zip(*np.nonzero(close)):
+    for i, j in zip(*np.nonzero(close), strict=True):
         how = "identical file" if same[i, j] else f"near-duplicate, perceptual hash distance {distance[i, j]}"
         leaks[test.index[i]] = f"{train['path'].iloc[j]} ({how})"
         leaks[train.index[j]] = f"{test['path'].iloc[i]} ({how})"
@@ -73,8 +86,15 @@ def class_counts(frame: pd.DataFrame, classes: list[str], split_folders: dict[st
     good = frame[frame["error"].isna() & frame["label"].notna()]
     counts = good.groupby(["split", "label"]).size()
     folders = frame.dropna(subset=["split", "label"]).groupby(["split", "label"])["folder"].first()
-    return pd.DataFrame([
-        {"split": split, "label": label, "count": int(counts.get((split, label), 0)),
-         "folder": folders.get((split, label), f"{top}/{label}")}
-        for split, top in split_folders.items() for label in classes
-    ])
+    return pd.DataFrame(
+        [
+            {
+                "split": split,
+                "label": label,
+                "count": int(counts.get((split, label), 0)),
+                "folder": folders.get((split, label), f"{top}/{label}"),
+            }
+            for split, top in split_folders.items()
+            for label in classes
+        ]
+    )

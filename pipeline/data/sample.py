@@ -17,8 +17,14 @@ import numpy as np
 
 from pipeline import atomic
 
-FOLDERS = {"joy": "joy", "sadness": "sadness", "fear": "fear", "anger": "anger", "surprise": "surprise",
-           "natural": "Natural"}
+FOLDERS = {
+    "joy": "joy",
+    "sadness": "sadness",
+    "fear": "fear",
+    "anger": "anger",
+    "surprise": "surprise",
+    "natural": "Natural",
+}
 SPLITS = {"train": "Train", "test": "Test"}
 JPEG_QUALITY = 90
 
@@ -30,8 +36,10 @@ _YY, _XX = np.mgrid[0:CANVAS, 0:CANVAS].astype(np.float32)
 _NAME_STREAM = 2  # seed-sequence tag of the file-name shuffle; images use tag 1
 
 # Palettes (BGR). Skin is a light-to-dark continuum sampled between anchors.
-_SKIN = np.array([[215, 228, 250], [180, 205, 240], [140, 180, 225], [105, 150, 200], [75, 115, 165],
-                  [55, 85, 125], [40, 60, 90]], dtype=np.float64)
+_SKIN = np.array(
+    [[215, 228, 250], [180, 205, 240], [140, 180, 225], [105, 150, 200], [75, 115, 165], [55, 85, 125], [40, 60, 90]],
+    dtype=np.float64,
+)
 _HAIR = [(20, 22, 25), (30, 45, 70), (40, 70, 110), (90, 160, 210), (40, 70, 150), (160, 160, 165)]
 _IRIS = [(30, 60, 100), (20, 35, 55), (160, 120, 70), (90, 130, 80), (50, 100, 130)]
 
@@ -39,34 +47,113 @@ _IRIS = [(30, 60, 100), (20, 35, 55), (160, 120, 70), (90, 130, 80), (50, 100, 1
 # frown are probabilities. A face starts from _NEUTRAL, takes its emotion's upper-face spec, then one mouth variant.
 Spec = dict[str, float | tuple[float, float]]
 _NEUTRAL: Spec = {
-    "brow_raise": (-0.01, 0.03), "brow_tilt": (-0.015, 0.015), "brow_arch": (0.02, 0.05), "brow_in": (0.0, 0.03),
-    "eye_open": (0.42, 0.55), "eye_scale": (0.95, 1.05), "lid_cover": (0.0, 0.1), "lid_tilt": 0.0, "lower_lid": 0.0,
-    "iris": (0.52, 0.6), "mouth_w": (0.3, 0.4), "mouth_curve": (-0.015, 0.025), "mouth_open": 0.0,
-    "mouth_top": 0.5, "mouth_round": 0.5, "teeth": 0, "cheek": 0, "tear": 0.0, "frown": 0.0,
+    "brow_raise": (-0.01, 0.03),
+    "brow_tilt": (-0.015, 0.015),
+    "brow_arch": (0.02, 0.05),
+    "brow_in": (0.0, 0.03),
+    "eye_open": (0.42, 0.55),
+    "eye_scale": (0.95, 1.05),
+    "lid_cover": (0.0, 0.1),
+    "lid_tilt": 0.0,
+    "lower_lid": 0.0,
+    "iris": (0.52, 0.6),
+    "mouth_w": (0.3, 0.4),
+    "mouth_curve": (-0.015, 0.025),
+    "mouth_open": 0.0,
+    "mouth_top": 0.5,
+    "mouth_round": 0.5,
+    "teeth": 0,
+    "cheek": 0,
+    "tear": 0.0,
+    "frown": 0.0,
 }
 _EMOTIONS: dict[str, tuple[Spec, list[Spec]]] = {
     "natural": ({}, [{}]),
-    "joy": ({"brow_raise": (0.02, 0.06), "eye_open": (0.3, 0.42), "lower_lid": (0.25, 0.45), "cheek": 1}, [
-        {"mouth_w": (0.45, 0.58), "mouth_curve": (0.13, 0.2)},
-        {"mouth_w": (0.45, 0.58), "mouth_curve": (0.12, 0.18), "mouth_open": (0.16, 0.26), "mouth_top": (0.04, 0.12),
-         "mouth_round": 0.8, "teeth": 1}]),
-    "sadness": ({"brow_tilt": (0.08, 0.13), "brow_arch": (-0.02, 0.01), "brow_in": (0.03, 0.07),
-                 "eye_open": (0.36, 0.46), "lid_cover": (0.2, 0.35), "lid_tilt": (-0.5, -0.3), "tear": 0.5}, [
-        {"mouth_w": (0.28, 0.38), "mouth_curve": (-0.17, -0.11)}]),
-    "fear": ({"brow_raise": (0.07, 0.11), "brow_tilt": (0.05, 0.09), "brow_arch": (-0.01, 0.02), "brow_in": (0.06, 0.1),
-              "eye_open": (0.8, 0.95), "eye_scale": (1.05, 1.15), "iris": (0.36, 0.44)}, [
-        {"mouth_w": (0.42, 0.52), "mouth_curve": (-0.06, -0.02), "mouth_open": (0.15, 0.21), "mouth_round": (0.4, 0.6)},
-        {"mouth_w": (0.42, 0.52), "mouth_curve": (-0.06, -0.02), "mouth_open": (0.16, 0.21), "mouth_round": 0.4,
-         "teeth": 1}]),
-    "anger": ({"brow_raise": (-0.06, -0.03), "brow_tilt": (-0.13, -0.09), "brow_arch": (-0.01, 0.02),
-               "brow_in": (0.06, 0.1), "eye_open": (0.3, 0.4), "lid_tilt": (0.35, 0.55), "lid_cover": (0.05, 0.15),
-               "frown": 0.7}, [
-        {"mouth_w": (0.28, 0.36), "mouth_curve": (-0.06, -0.02)},
-        {"mouth_w": (0.34, 0.44), "mouth_curve": (-0.05, -0.02), "mouth_open": (0.08, 0.11), "mouth_round": (0.2, 0.3),
-         "teeth": 2}]),
-    "surprise": ({"brow_raise": (0.13, 0.18), "brow_tilt": (0.0, 0.03), "brow_arch": (0.07, 0.11),
-                  "eye_open": (0.85, 1.0), "eye_scale": (1.05, 1.15), "iris": (0.4, 0.48)}, [
-        {"mouth_w": (0.13, 0.19), "mouth_curve": 0.0, "mouth_open": (0.22, 0.3)}]),
+    "joy": (
+        {"brow_raise": (0.02, 0.06), "eye_open": (0.3, 0.42), "lower_lid": (0.25, 0.45), "cheek": 1},
+        [
+            {"mouth_w": (0.45, 0.58), "mouth_curve": (0.13, 0.2)},
+            {
+                "mouth_w": (0.45, 0.58),
+                "mouth_curve": (0.12, 0.18),
+                "mouth_open": (0.16, 0.26),
+                "mouth_top": (0.04, 0.12),
+                "mouth_round": 0.8,
+                "teeth": 1,
+            },
+        ],
+    ),
+    "sadness": (
+        {
+            "brow_tilt": (0.08, 0.13),
+            "brow_arch": (-0.02, 0.01),
+            "brow_in": (0.03, 0.07),
+            "eye_open": (0.36, 0.46),
+            "lid_cover": (0.2, 0.35),
+            "lid_tilt": (-0.5, -0.3),
+            "tear": 0.5,
+        },
+        [{"mouth_w": (0.28, 0.38), "mouth_curve": (-0.17, -0.11)}],
+    ),
+    "fear": (
+        {
+            "brow_raise": (0.07, 0.11),
+            "brow_tilt": (0.05, 0.09),
+            "brow_arch": (-0.01, 0.02),
+            "brow_in": (0.06, 0.1),
+            "eye_open": (0.8, 0.95),
+            "eye_scale": (1.05, 1.15),
+            "iris": (0.36, 0.44),
+        },
+        [
+            {
+                "mouth_w": (0.42, 0.52),
+                "mouth_curve": (-0.06, -0.02),
+                "mouth_open": (0.15, 0.21),
+                "mouth_round": (0.4, 0.6),
+            },
+            {
+                "mouth_w": (0.42, 0.52),
+                "mouth_curve": (-0.06, -0.02),
+                "mouth_open": (0.16, 0.21),
+                "mouth_round": 0.4,
+                "teeth": 1,
+            },
+        ],
+    ),
+    "anger": (
+        {
+            "brow_raise": (-0.06, -0.03),
+            "brow_tilt": (-0.13, -0.09),
+            "brow_arch": (-0.01, 0.02),
+            "brow_in": (0.06, 0.1),
+            "eye_open": (0.3, 0.4),
+            "lid_tilt": (0.35, 0.55),
+            "lid_cover": (0.05, 0.15),
+            "frown": 0.7,
+        },
+        [
+            {"mouth_w": (0.28, 0.36), "mouth_curve": (-0.06, -0.02)},
+            {
+                "mouth_w": (0.34, 0.44),
+                "mouth_curve": (-0.05, -0.02),
+                "mouth_open": (0.08, 0.11),
+                "mouth_round": (0.2, 0.3),
+                "teeth": 2,
+            },
+        ],
+    ),
+    "surprise": (
+        {
+            "brow_raise": (0.13, 0.18),
+            "brow_tilt": (0.0, 0.03),
+            "brow_arch": (0.07, 0.11),
+            "eye_open": (0.85, 1.0),
+            "eye_scale": (1.05, 1.15),
+            "iris": (0.4, 0.48),
+        },
+        [{"mouth_w": (0.13, 0.19), "mouth_curve": 0.0, "mouth_open": (0.22, 0.3)}],
+    ),
 }
 
 
@@ -125,8 +212,9 @@ def _draw_head(img: np.ndarray, look: _Look) -> None:
         cv2.ellipse(img, ear, (int(0.08 * rx), int(0.16 * ry)), 0, -90, 90 if side > 0 else 270, _c(skin, 0.7), 2, _AA)
     if look.hair_style == 2:  # long hair falls behind the head and over the ears
         cv2.ellipse(img, (CX, int(CY - 0.1 * ry)), (int(1.17 * rx), int(1.0 * ry)), 0, 180, 360, _c(hair), -1, _AA)
-        cv2.rectangle(img, (int(CX - 1.17 * rx), int(CY - 0.1 * ry)), (int(CX + 1.17 * rx), int(CY + 0.9 * ry)),
-                      _c(hair), -1)
+        cv2.rectangle(
+            img, (int(CX - 1.17 * rx), int(CY - 0.1 * ry)), (int(CX + 1.17 * rx), int(CY + 0.9 * ry)), _c(hair), -1
+        )
     t = np.linspace(0, 2 * np.pi, 96, endpoint=False)  # an ellipse narrowed toward the chin
     _fill(img, CX + rx * np.cos(t) * (1 - look.jaw * np.clip(np.sin(t), 0, 1) ** 2), CY + ry * np.sin(t), _c(skin))
     top, line = CY - ry, CY - look.hairline * ry
@@ -184,8 +272,12 @@ def _draw_mouth(img: np.ndarray, look: _Look, ex: dict[str, float]) -> None:
     upper, lower = base - ex["mouth_top"] * h * shape, base + (1 - ex["mouth_top"]) * h * shape
     _fill(img, np.r_[xs, xs[::-1]], np.r_[upper, lower[::-1]], _c((40, 30, 90)))
     if ex["teeth"] == 1:  # upper teeth: a white band under the upper lip
-        _fill(img, np.r_[xs, xs[::-1]], np.r_[upper, np.minimum(upper + 0.3 * h + 0.02 * u, lower)[::-1]],
-              _c((235, 240, 240)))
+        _fill(
+            img,
+            np.r_[xs, xs[::-1]],
+            np.r_[upper, np.minimum(upper + 0.3 * h + 0.02 * u, lower)[::-1]],
+            _c((235, 240, 240)),
+        )
     elif ex["teeth"] == 2:  # clenched teeth: two rows meeting at the bite line
         _fill(img, np.r_[xs, xs[::-1]], np.r_[upper + 0.01 * u, (lower - 0.01 * u)[::-1]], _c((230, 235, 235)))
         _line(img, xs[5:-5], base[5:-5] + (0.5 - ex["mouth_top"]) * h * shape[5:-5], _c((120, 120, 120)), 0.02 * u)
@@ -208,8 +300,17 @@ def _draw_details(img: np.ndarray, look: _Look, ex: dict[str, float], rng: np.ra
         cv2.ellipse(blush, centre, (int(0.18 * u), int(0.11 * u + lift / 2)), 0, 0, 360, _c((120, 110, 230)), -1, _AA)
         if ex["cheek"]:  # smile lines arching around the corners of the mouth
             x = CX + side * (ex["mouth_w"] + 0.08) * u
-            cv2.ellipse(img, (int(x), int(look.mouth_y - 0.15 * u)), (int(0.06 * u), int(0.16 * u)), 0,
-                        -60 if side > 0 else 240, 60 if side > 0 else 120, shadow, 2, _AA)
+            cv2.ellipse(
+                img,
+                (int(x), int(look.mouth_y - 0.15 * u)),
+                (int(0.06 * u), int(0.16 * u)),
+                0,
+                -60 if side > 0 else 240,
+                60 if side > 0 else 120,
+                shadow,
+                2,
+                _AA,
+            )
     cv2.addWeighted(blush, look.blush, img, 1 - look.blush, 0, dst=img)
     if rng.random() < ex["frown"]:  # vertical creases between lowered brows
         for side in (-1, 1):
@@ -251,8 +352,9 @@ def _place(layer: np.ndarray, look: _Look, rng: np.random.Generator, size: int) 
     shift = rng.uniform(-1, 1, 2) * (1 - fill) * size * 0.3
     m = cv2.getRotationMatrix2D((CX * s, CY * s), float(rng.uniform(-15, 15)), 1.0)
     m[:, 2] += (size * 0.5 + shift[0] - CX * s, size * 0.47 + shift[1] - CY * s)
-    return cv2.warpAffine(small, m, (size, size), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+    return cv2.warpAffine(small, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(
+        np.float32
+    )
 
 
 def _camera(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -303,19 +405,29 @@ def generate(out_dir: Path, counts: dict[str, dict[str, int]], seed: int, size: 
     for split, per_class in counts.items():
         for name, n in per_class.items():
             if split not in SPLITS or name not in FOLDERS or int(n) < 0:
-                raise ValueError(f"counts[{split!r}][{name!r}] = {n!r}: need a split of {list(SPLITS)}, a class of "
-                                 f"{list(FOLDERS)} and a count >= 0")
+                raise ValueError(
+                    f"counts[{split!r}][{name!r}] = {n!r}: need a split of {list(SPLITS)}, a class of "
+                    f"{list(FOLDERS)} and a count >= 0"
+                )
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise ValueError(f"{out_dir} already exists and is not empty; sample data is written only to a new folder")
-    jobs = [(split, name, i) for split in SPLITS if split in counts for name in FOLDERS
-            for i in range(int(counts[split].get(name, 0)))]
+    jobs = [
+        (split, name, i)
+        for split in SPLITS
+        if split in counts
+        for name in FOLDERS
+        for i in range(int(counts[split].get(name, 0)))
+    ]
     numbers = np.random.default_rng([seed, _NAME_STREAM]).permutation(len(jobs))
     with atomic.directory(out_dir) as tmp:
         for split, name in itertools.product(counts, FOLDERS):  # every class folder, even one left empty
             (tmp / SPLITS[split] / FOLDERS[name]).mkdir(parents=True)
         for (split, name, i), number in zip(jobs, numbers, strict=True):
-            jpeg = _encode(".jpg", draw_face(name, _image_rng(seed, split, name, i), size),
-                           [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+            jpeg = _encode(
+                ".jpg",
+                draw_face(name, _image_rng(seed, split, name, i), size),
+                [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY],
+            )
             (tmp / SPLITS[split] / FOLDERS[name] / f"img_{number:04d}.jpg").write_bytes(jpeg)
     return {split: sum(int(n) for n in counts[split].values()) for split in counts}
 
@@ -329,5 +441,5 @@ def preview(out_png: Path, seed: int, size: int, per_class: int = 6) -> None:
         cv2.putText(sheet, name, (pad, y + size // 2 + 5), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1, _AA)
         for i in range(per_class):
             x = label_w + i * (size + pad)
-            sheet[y:y + size, x:x + size] = draw_face(name, _image_rng(seed, "train", name, i), size)
+            sheet[y : y + size, x : x + size] = draw_face(name, _image_rng(seed, "train", name, i), size)
     atomic.write_bytes(out_png, _encode(".png", sheet))

@@ -39,8 +39,10 @@ def train_val_split(train: pd.DataFrame, val_fraction: float, seed: int, group_r
         side.iloc[val_idx] = "val"
         starved = sorted(set(train["label"]) - set(train.loc[side == "train", "label"]))
         if starved:
-            raise ValueError(f"grouped split left no training image for class(es) {starved}: "
-                             "lower augment.val_fraction or add subjects")
+            raise ValueError(
+                f"grouped split left no training image for class(es) {starved}: "
+                "lower augment.val_fraction or add subjects"
+            )
         return side
     rng = np.random.default_rng(seed)
     for _, rows in train.groupby("label", sort=True):

@@ -15,7 +15,6 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # no network calls from 
 
 import great_expectations as gx  # noqa: E402
 import great_expectations.expectations as gxe  # noqa: E402
-
 from great_expectations.data_context.types.base import ProgressBarsConfig  # noqa: E402
 
 from pipeline.config import ValidateConfig  # noqa: E402
@@ -36,40 +35,69 @@ def _meta(problem: str, detail: str) -> dict:
 def image_suite(cfg: ValidateConfig) -> gx.ExpectationSuite:
     """Expectations on each row of the manifest (one row per file under the raw folder)."""
     decodable = {"row_condition": "error.isna()", "condition_parser": "pandas"}
-    return gx.ExpectationSuite(name="raw_images", expectations=[
-        gxe.ExpectColumnValuesToNotBeNull(
-            column="split", meta=_meta("file outside the <Train|Test>/<class>/ layout", "stray file in '{folder}'")),
-        gxe.ExpectColumnValuesToNotBeNull(
-            column="label", row_condition="split.notna()", condition_parser="pandas",
-            meta=_meta("folder is not a known class", "folder '{folder}' matches no class or alias in params.yaml")),
-        gxe.ExpectColumnValuesToBeInSet(
-            column="extension", value_set=cfg.allowed_extensions,
-            meta=_meta("stray file: not an image extension", "extension '{extension}' is not one of "
-                       + ", ".join(cfg.allowed_extensions))),
-        gxe.ExpectColumnValuesToBeNull(
-            column="error", meta=_meta("file does not decode as an image", "{error}")),
-        gxe.ExpectColumnValuesToBeBetween(
-            column="width", min_value=cfg.min_width, **decodable,
-            meta=_meta("image too small", f"{{width}}x{{height}} px, narrower than {cfg.min_width} px")),
-        gxe.ExpectColumnValuesToBeBetween(
-            column="height", min_value=cfg.min_height, **decodable,
-            meta=_meta("image too small", f"{{width}}x{{height}} px, lower than {cfg.min_height} px")),
-        gxe.ExpectColumnValuesToBeInSet(
-            column="channels", value_set=cfg.allowed_channels, **decodable,
-            meta=_meta("unsupported number of channels", "{channels} channels")),
-        gxe.ExpectColumnValuesToBeNull(
-            column="leaks_with", meta=_meta("leak: the same image is in Train and Test", "same image as {leaks_with}")),
-    ])
+    return gx.ExpectationSuite(
+        name="raw_images",
+        expectations=[
+            gxe.ExpectColumnValuesToNotBeNull(
+                column="split", meta=_meta("file outside the <Train|Test>/<class>/ layout", "stray file in '{folder}'")
+            ),
+            gxe.ExpectColumnValuesToNotBeNull(
+                column="label",
+                row_condition="split.notna()",
+                condition_parser="pandas",
+                meta=_meta("folder is not a known class", "folder '{folder}' matches no class or alias in params.yaml"),
+            ),
+            gxe.ExpectColumnValuesToBeInSet(
+                column="extension",
+                value_set=cfg.allowed_extensions,
+                meta=_meta(
+                    "stray file: not an image extension",
+                    "extension '{extension}' is not one of " + ", ".join(cfg.allowed_extensions),
+                ),
+            ),
+            gxe.ExpectColumnValuesToBeNull(column="error", meta=_meta("file does not decode as an image", "{error}")),
+            gxe.ExpectColumnValuesToBeBetween(
+                column="width",
+                min_value=cfg.min_width,
+                **decodable,
+                meta=_meta("image too small", f"{{width}}x{{height}} px, narrower than {cfg.min_width} px"),
+            ),
+            gxe.ExpectColumnValuesToBeBetween(
+                column="height",
+                min_value=cfg.min_height,
+                **decodable,
+                meta=_meta("image too small", f"{{width}}x{{height}} px, lower than {cfg.min_height} px"),
+            ),
+            gxe.ExpectColumnValuesToBeInSet(
+                column="channels",
+                value_set=cfg.allowed_channels,
+                **decodable,
+                meta=_meta("unsupported number of channels", "{channels} channels"),
+            ),
+            gxe.ExpectColumnValuesToBeNull(
+                column="leaks_with",
+                meta=_meta("leak: the same image is in Train and Test", "same image as {leaks_with}"),
+            ),
+        ],
+    )
 
 
 def count_suite() -> gx.ExpectationSuite:
     """Expectations on the per-split, per-class image counts (a row per class and split, zeros included)."""
-    return gx.ExpectationSuite(name="class_counts", expectations=[
-        gxe.ExpectColumnPairValuesAToBeGreaterThanB(
-            column_A="count", column_B="minimum", or_equal=True,
-            meta=_meta("too few images in a class", "class '{label}' has {count} image(s) in {split}, "
-                       "fewer than the minimum {minimum}")),
-    ])
+    return gx.ExpectationSuite(
+        name="class_counts",
+        expectations=[
+            gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+                column_A="count",
+                column_B="minimum",
+                or_equal=True,
+                meta=_meta(
+                    "too few images in a class",
+                    "class '{label}' has {count} image(s) in {split}, fewer than the minimum {minimum}",
+                ),
+            ),
+        ],
+    )
 
 
 def _run(context, name: str, suite: gx.ExpectationSuite, frame: pd.DataFrame) -> list[Check]:
@@ -77,20 +105,24 @@ def _run(context, name: str, suite: gx.ExpectationSuite, frame: pd.DataFrame) ->
     batch = asset.add_batch_definition_whole_dataframe(name)
     suite = context.suites.add(suite)
     definition = context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
-    result = definition.run(batch_parameters={"dataframe": frame},
-                            result_format={"result_format": "COMPLETE", "unexpected_index_column_names": ["path"]})
+    result = definition.run(
+        batch_parameters={"dataframe": frame},
+        result_format={"result_format": "COMPLETE", "unexpected_index_column_names": ["path"]},
+    )
     rows = frame.set_index("path", drop=False)
     checks = []
     for outcome in result.results:
         config = outcome.expectation_config
         if outcome.exception_info.get("raised_exception"):
-            raise RuntimeError(f"expectation {config.type} could not run: {outcome.exception_info['exception_message']}")
+            message = outcome.exception_info["exception_message"]
+            raise RuntimeError(f"expectation {config.type} could not run: {message}")
         findings = []
         for hit in outcome.result.get("unexpected_index_list") or []:
             row = rows.loc[hit["path"]].to_dict()
             findings.append(f"{hit['path']}: {config.meta['detail'].format(**row)}")
-        checks.append(Check(name=config.type, problem=config.meta["problem"], success=outcome.success,
-                            findings=findings))
+        checks.append(
+            Check(name=config.type, problem=config.meta["problem"], success=outcome.success, findings=findings)
+        )
     return checks
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import keras
+import numpy as np
 import pandas as pd
 import tensorflow as tf
 
@@ -41,9 +41,16 @@ def _targets(num_classes: int, reconstruction: bool, weights: np.ndarray | None)
     return to_targets
 
 
-def labelled(images: tf.data.Dataset, labels: np.ndarray, num_classes: int, batch_size: int, *,
-             shuffle_seed: int | None = None, reconstruction: bool = False,
-             weights: np.ndarray | None = None) -> tf.data.Dataset:
+def labelled(
+    images: tf.data.Dataset,
+    labels: np.ndarray,
+    num_classes: int,
+    batch_size: int,
+    *,
+    shuffle_seed: int | None = None,
+    reconstruction: bool = False,
+    weights: np.ndarray | None = None,
+) -> tf.data.Dataset:
     """Batches of (preprocessed images, targets by output name, sample weights by output name)."""
     ds = tf.data.Dataset.zip(images, tf.data.Dataset.from_tensor_slices(labels.astype(np.int32))).cache()
     if shuffle_seed is not None:

@@ -49,22 +49,39 @@ def test_good_data_passes_and_writes_manifest(params, tiny_raw, tmp_path):
 @pytest.mark.parametrize(
     ("make_bad", "expected"),
     [
-        (lambda raw: _first(raw, "Train/joy").write_bytes(_first(raw, "Train/joy").read_bytes()[:300]),
-         "corrupt or truncated image"),
+        (
+            lambda raw: _first(raw, "Train/joy").write_bytes(_first(raw, "Train/joy").read_bytes()[:300]),
+            "corrupt or truncated image",
+        ),
         (lambda raw: (raw / "Train/joy/empty.jpg").write_bytes(b""), "zero-byte file"),
-        (lambda raw: (raw / "Train/joy/notes.jpg").write_text("hello, this is not a picture\n"),
-         "not an image: it holds text"),
+        (
+            lambda raw: (raw / "Train/joy/notes.jpg").write_text("hello, this is not a picture\n"),
+            "not an image: it holds text",
+        ),
         (lambda raw: shutil.copytree(raw / "Train/joy", raw / "Train/bored"), "folder 'Train/bored' matches no class"),
-        (lambda raw: [p.unlink() for p in (raw / "Test/fear").iterdir()],
-         "class 'fear' has 0 image(s) in test, fewer than the minimum 1"),
-        (lambda raw: cv2.imwrite(str(raw / "Train/anger/tiny.png"), np.full((10, 10, 3), 128, np.uint8)),
-         "10x10 px, narrower than 32 px"),
+        (
+            lambda raw: [p.unlink() for p in (raw / "Test/fear").iterdir()],
+            "class 'fear' has 0 image(s) in test, fewer than the minimum 1",
+        ),
+        (
+            lambda raw: cv2.imwrite(str(raw / "Train/anger/tiny.png"), np.full((10, 10, 3), 128, np.uint8)),
+            "10x10 px, narrower than 32 px",
+        ),
         (lambda raw: shutil.copy(_first(raw, "Train/sadness"), raw / "Test/sadness/copy.jpg"), "identical file"),
         (lambda raw: (raw / "Train/README.txt").write_text("about"), "stray file in 'Train'"),
         (lambda raw: (raw / "Train/joy/list.csv").write_text("a,b"), "extension '.csv' is not one of"),
     ],
-    ids=["corrupt-jpeg", "zero-byte", "text-as-jpg", "unknown-class", "empty-class", "10x10", "train-test-leak",
-         "stray-file-in-split", "stray-extension"],
+    ids=[
+        "corrupt-jpeg",
+        "zero-byte",
+        "text-as-jpg",
+        "unknown-class",
+        "empty-class",
+        "10x10",
+        "train-test-leak",
+        "stray-file-in-split",
+        "stray-extension",
+    ],
 )
 def test_bad_input_is_rejected_naming_file_and_problem(params, tiny_raw, tmp_path, make_bad, expected):
     make_bad(tiny_raw)
@@ -136,8 +153,21 @@ def test_folder_aliases_are_case_insensitive(params, tiny_raw, tmp_path):
 
 def test_cli_reports_failures_without_traceback(tiny_raw, tmp_path, capsys):
     (tiny_raw / "Train/joy/empty.jpg").write_bytes(b"")
-    code = cli(["--params", "params.yaml", "validate", "--raw", str(tiny_raw), "--manifest",
-                str(tmp_path / "m.csv"), "--metrics", str(tmp_path / "v.json"), "--report", str(tmp_path / "r.html")])
+    code = cli(
+        [
+            "--params",
+            "params.yaml",
+            "validate",
+            "--raw",
+            str(tiny_raw),
+            "--manifest",
+            str(tmp_path / "m.csv"),
+            "--metrics",
+            str(tmp_path / "v.json"),
+            "--report",
+            str(tmp_path / "r.html"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1
     assert err.startswith("error: raw data in")
