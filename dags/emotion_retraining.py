@@ -8,8 +8,9 @@ only state the tasks share (dags/workspaces.py; docs/airflow.md is the runbook).
   given as the DAG param `ref`.
 - A stage task clones that commit, runs `dvc repro --pull <stage>` (upstream stages are restored from the DVC
   remote's run-cache, never executed again: the pipeline's CLI refuses to), then `dvc push --run-cache`.
-- `compare` and `promote` restore the whole pipeline the same way with no stage executing, then apply the gate;
-  `promote` pushes the DVC outputs, then commit and tag to origin in one atomic `git push`.
+- `compare` and `promote` restore the whole pipeline the same way with no stage executing, then apply the gate
+  (champion against challenger on this run's Test split, pipeline/promote.py); `promote` pushes the DVC outputs,
+  then the commit and the GTO registry tags to origin in one atomic `git push`.
 
 The DAG holds no ML code and no list of stages: they are read from the dvc.yaml beside this folder when the file is
 parsed, the knobs from the `retrain` section of params.yaml.
@@ -17,6 +18,7 @@ parsed, the knobs from the `retrain` section of params.yaml.
 
 from __future__ import annotations
 
+import importlib
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -64,25 +66,39 @@ def reproduce(commit: str, stage: str) -> dict:
     return done
 
 
-@task(retries=0)
-def compare(commit: str) -> None:
-    """The gate alone; a rejection fails the run without retries (the metrics will not change by asking again)."""
+def on_gate_failure(context) -> None:
+    """The loud part of a rejection: hand the failed gate to the deployment's hook, named by EMOTION_ON_REJECT as
+    ``module:callable`` and called with the task context (``context["exception"]`` carries reports/promotion.md).
+    Any Airflow notifier instance is such a callable (mail: SmtpNotifier, chat: SlackNotifier, configured by their
+    Airflow connection), or a function of the deployment's own."""
+    target = os.environ.get("EMOTION_ON_REJECT")
+    if not target:
+        return
+    module, _, name = target.partition(":")
+    getattr(importlib.import_module(module), name)(context)
+
+
+@task(retries=0, on_failure_callback=on_gate_failure)
+def compare(commit: str, run_id: str | None = None) -> None:
+    """The gate alone; a rejection fails the run without retries (the metrics will not change by asking again) and
+    calls the deployment's hook (EMOTION_ON_REJECT)."""
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
     settings = workspaces.Settings.from_env()
     try:
-        status = workspaces.gate(settings, commit, "check")
+        status = workspaces.gate(settings, commit, "check", run_id or "manual")
     except workspaces.TaskError as exc:
         raise AirflowFailException(str(exc)) from exc
     if status == 99:
-        raise AirflowSkipException(f"nothing new at {commit} since the last promotion")
+        raise AirflowSkipException(f"nothing new at {commit}: every model is the one already in production")
 
 
 @task
-def promote(commit: str) -> None:
-    """Decide again, then `dvc push`, commit and tag, and push both to origin atomically (a failed push fails)."""
+def promote(commit: str, run_id: str | None = None) -> None:
+    """Decide again, then `dvc push`, commit, register and assign with GTO, and push commit and tags to origin
+    atomically (a failed push fails the task)."""
     settings = workspaces.Settings.from_env()
-    workspaces.gate(settings, commit, "apply")
+    workspaces.gate(settings, commit, "apply", run_id or "manual")
 
 
 def stage_task(stage: dvc_stages.Stage, commit):

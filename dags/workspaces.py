@@ -194,18 +194,26 @@ def publish_uncached(root: Path, executed: list[str]) -> None:
     dvc(root, "push", *(f"{c}.dvc" for c in copies))
 
 
-def gate(settings: Settings, commit: str, action: str) -> int:
+class Rejected(TaskError):
+    """The promotion gate rejected a model; the message carries the report (reports/promotion.md)."""
+
+
+def gate(settings: Settings, commit: str, action: str, run_id: str = "manual") -> int:
     """compare (``check``) or promote (``apply``): the whole pipeline restored with no stage executing, then
-    `python -m pipeline promote`; returns its exit status (0, or 99 for nothing new); a rejection raises."""
+    `python -m pipeline promote`; returns its exit status (0, or 99 for nothing new); a rejection raises Rejected.
+    The report is printed to the task's log: the workspace it was written in is removed with the task."""
     with workspace(settings, f"promote-{action}", commit) as root:
         executed = reproduce(root, None)
         if executed:  # the guard in pipeline/__main__.py makes this unreachable; kept as the task's own check
             raise TaskError(f"stages executed while restoring: {executed}")
         push = ["--push", "origin", "--branch", settings.branch] if action == "apply" else []
-        done = run(root, sys.executable, "-m", "pipeline", "promote", action, *push, ok=(0, 1, 99))
-        print(done.stdout, done.stderr, sep="\n")
+        cmd = [sys.executable, "-m", "pipeline", "promote", action, "--run-id", run_id, *push]
+        done = run(root, *cmd, ok=(0, 1, 99))
+        report = root / "reports" / "promotion.md"
+        text = report.read_text(encoding="utf-8") if report.exists() else "(no report written)"
+        print(done.stdout, done.stderr, f"--- reports/promotion.md of {commit} ---", text, sep="\n")
         if done.returncode == 1:
-            raise TaskError(f"the gate rejected the model of {commit}:\n{done.stdout}\n{done.stderr}")
+            raise Rejected(f"the promotion gate rejected a model of {commit}; reports/promotion.md:\n{text}")
         return done.returncode
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from dataclasses import dataclass
@@ -88,9 +89,10 @@ class RetrainConfig:
 
 @dataclass(frozen=True)
 class PromoteConfig:
-    gate: dict[str, str]
-    tolerance: float
-    tag_prefix: str
+    stage: str  # the registry stage a promotion assigns (GTO), e.g. prod
+    gate: dict[str, float]  # Test-split metric of metrics/evaluate.json -> absolute floor
+    tolerance: float  # a challenger may trail the champions, re-scored on the same Test split, by at most this
+    per_class_tolerance: float | None  # no class's F1 may fall by more than this; None: not checked
 
 
 @dataclass(frozen=True)
@@ -280,6 +282,26 @@ def _check(params: Params) -> None:
             raise ConfigError(f"validate.min_images_per_class.{split}: unknown split (use train, test)")
     _check_tune(params.tune)
     _check_evaluate(params)
+    _check_promote(params.promote)
+
+
+GATED_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1")
+
+
+def _check_promote(promote: PromoteConfig) -> None:
+    if not re.fullmatch(r"[a-z][a-z0-9_-]*", promote.stage):
+        raise ConfigError(f"promote.stage: {promote.stage!r} is not a GTO stage name (lower case, e.g. prod)")
+    if not promote.gate:
+        raise ConfigError(f"promote.gate: name at least one Test metric with its floor (one of {GATED_METRICS})")
+    for metric, floor in promote.gate.items():
+        if metric not in GATED_METRICS:
+            raise ConfigError(f"promote.gate.{metric}: not a gated Test metric (one of {', '.join(GATED_METRICS)})")
+        if not 0 <= floor <= 1:
+            raise ConfigError(f"promote.gate.{metric}: floor {floor} is outside [0, 1]")
+    for key in ("tolerance", "per_class_tolerance"):
+        value = getattr(promote, key)
+        if value is not None and not 0 <= value <= 1:
+            raise ConfigError(f"promote.{key}: {value} is outside [0, 1]")
 
 
 def _check_evaluate(params: Params) -> None:

@@ -1,214 +1,255 @@
-"""Promotion gate of the scheduled retraining: does the model in this workspace replace the production one?
+"""Promotion gate of the scheduled retraining: champion against challenger, per model, on this run's Test split.
 
-The production model is the commit of the newest git tag ``<promote.tag_prefix><n>``. ``dvc metrics diff`` against
-that tag shows each gated metric (``promote.gate``: metrics file -> key, higher is better); the workspace is promoted
-when none dropped by more than ``promote.tolerance``, or when nothing was promoted yet. Promoting pushes the DVC
-outputs, commits dvc.lock with the git-tracked outputs (metrics, plots, reports) and tags the commit.
+Each model of ``train.*`` is a registry artifact (dvc.yaml ``artifacts:``; versions and stages are GTO tags, see
+pipeline/registry.py) with its own gate. The challenger is this workspace's model, scored by the evaluate stage
+(metrics/evaluate.json). The champions are the version in ``promote.stage`` and those it succeeded since the last
+roll-back, each fetched from the registry and re-scored now with the same evaluate code on the same Test split.
 
-    python -m pipeline promote check [--report FILE]   # decide only
-    python -m pipeline promote apply [--report FILE]   # decide again, then push, commit and tag
-    python -m pipeline promote apply --push origin --branch main   # ... and push commit and tag to git, atomically
+    python -m pipeline promote check                               # decide; write the report
+    python -m pipeline promote apply [--push origin --branch main] # decide again; commit, register, tag, push
 
-Both write the decision to the report. Exit status: 0 promote (or promoted), 1 rejected (GateFailed),
-99 nothing new since the last tag: Airflow's BashOperator marks the task skipped on 99.
+Both write metrics/promotion.json and reports/promotion.md. Exit status: 0 promote (or promoted), 1 rejected
+(GateFailed), 99 nothing new (every model is the one already in the stage): Airflow's skip code.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
-import re
 import subprocess
 import sys
-from dataclasses import dataclass
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
 
-from pipeline import atomic
+import yaml
+
+from pipeline import atomic, registry
 from pipeline.config import Params, PromoteConfig
 
 NOTHING_NEW = 99
-# Whether anything is new since the last promotion: dvc.lock (every stage's deps, params and outs) and the data
-# sources, beside the gated metrics. Whether something new is promoted is then up to the metrics alone.
-STATE_FILES = ("dvc.lock", "*.dvc")
+SPLIT = "test"
+# scores one fetched model file on this run's Test split: (model name, file) -> evaluate's figures
+Scorer = Callable[[str, Path], dict]
 
 
 class GateFailed(RuntimeError):
-    """The workspace's model is not promoted: a gated metric dropped too far, or the pipeline is not reproduced."""
+    """A model is not promoted: it missed a floor, trailed a champion too far, or the pipeline is not reproduced."""
 
 
 @dataclass(frozen=True)
 class Check:
-    file: str
-    key: str
-    old: float | None
-    new: float | None
+    metric: str  # e.g. macro_f1, or per_class.fear.f1
+    value: float
+    against: str  # "floor" or the champion's version
+    limit: float  # the least value that passes
     passed: bool
-    note: str
-
-    def line(self) -> str:
-        def show(v: float | None) -> str:
-            return "-" if v is None else f"{v:.4f}"
-
-        change = f" ({self.new - self.old:+.4f})" if self.old is not None and self.new is not None else ""
-        verdict = "ok" if self.passed else "DROP"
-        line = f"{verdict:4}  {self.file} {self.key}: {show(self.old)} -> {show(self.new)}{change}  {self.note}"
-        return line.rstrip()
 
 
 @dataclass(frozen=True)
-class Decision:
-    action: Literal["promote", "reject", "skip"]
+class ModelDecision:
+    name: str
+    action: str  # promote | reject | skip
     reason: str
-    baseline: str | None  # the newest promoted tag
-    tag: str | None  # the tag a promotion creates
-    tolerance: float
+    version: str | None  # the version a promotion registers
+    challenger: dict
+    champions: dict[str, dict] = field(default_factory=dict)  # version -> figures re-scored on this Test split
     checks: tuple[Check, ...] = ()
 
-    def summary(self) -> str:
-        lines = [f"{self.action}: {self.reason}"]
-        lines += [f"  {c.line()}" for c in self.checks]
-        return "\n".join(lines)
+
+def judge(challenger: dict, champions: dict[str, dict], config: PromoteConfig) -> tuple[Check, ...]:
+    """Every check of the gate: each gated metric against its floor and against each champion (minus the
+    tolerance); with ``per_class_tolerance``, each class's F1 against each champion's."""
+    checks = []
+    for metric, floor in config.gate.items():
+        checks.append(Check(metric, challenger[metric], "floor", floor, challenger[metric] >= floor - 1e-9))
+        for version, figures in champions.items():
+            limit = round(figures[metric] - config.tolerance, 6)
+            checks.append(Check(metric, challenger[metric], version, limit, challenger[metric] >= limit - 1e-9))
+    if config.per_class_tolerance is not None:
+        for version, figures in champions.items():
+            for label, theirs in figures["per_class"].items():
+                ours = challenger["per_class"][label]["f1"]
+                limit = round(theirs["f1"] - config.per_class_tolerance, 6)
+                checks.append(Check(f"per_class.{label}.f1", ours, version, limit, ours >= limit - 1e-9))
+    return tuple(checks)
 
 
-def git(root: Path, *args: str) -> str:
+def model_hash(lock: str, path: str) -> str | None:
+    """The hash dvc.lock (text) records for output ``path``."""
+    for stage in (yaml.safe_load(lock) or {}).get("stages", {}).values():
+        for out in stage.get("outs", []):
+            if out["path"] == path:
+                return out.get("md5")
+    return None
+
+
+def artifact_paths(root: Path) -> dict[str, str]:
+    return {name: spec["path"] for name, spec in (_read_yaml(root / "dvc.yaml").get("artifacts") or {}).items()}
+
+
+def decide_model(root: Path, name: str, path: str, params: Params, scorer: Scorer, fetched: Path) -> ModelDecision:
+    config = params.promote
+    evaluated = json.loads((root / "metrics/evaluate.json").read_text(encoding="utf-8"))
+    if name not in evaluated:
+        raise GateFailed(f"metrics/evaluate.json has no figures for {name}: is it in the evaluate stage?")
+    challenger = evaluated[name]
+    line = registry.lineage(root, name, config.stage)
+    config_file = root / ".dvc" / "config.local"
+    champions = {
+        v.version: scorer(name, registry.fetch(root, v, fetched / name / v.version / Path(path).name, config_file))
+        for v in line
+    }
+    current = line[0] if line else None
+    ours = model_hash((root / "dvc.lock").read_text(encoding="utf-8"), path)
+    if current is not None and ours == model_hash(_show(root, current.commit, "dvc.lock"), path):
+        reason = f"the model is {name}@{current.version}, already in {config.stage}"
+        return ModelDecision(name, "skip", reason, None, challenger, champions)
+    checks = judge(challenger, champions, config)
+    failed = [c for c in checks if not c.passed]
+    version = registry.next_version(root, name)
+    if failed:
+        worst = ", ".join(f"{c.metric} {c.value:.4f} < {c.limit:.4f} ({c.against})" for c in failed)
+        return ModelDecision(name, "reject", f"below the gate: {worst}", None, challenger, champions, checks)
+    reason = "above the floor" + (f", within {config.tolerance} of {', '.join(champions)}" if champions else "")
+    return ModelDecision(name, "promote", f"{reason} (first version)" if not champions else reason, version,
+                         challenger, champions, checks)  # fmt: skip
+
+
+def decide(root: Path, params: Params, scorer: Scorer) -> list[ModelDecision]:
+    stale = json.loads(_dvc(root, "status", "--json") or "{}")
+    if stale:
+        raise GateFailed(f"the workspace is not reproduced, `dvc status` lists: {', '.join(sorted(stale))}")
+    with tempfile.TemporaryDirectory(prefix="champions-") as fetched:
+        return [
+            decide_model(root, name, path, params, scorer, Path(fetched))
+            for name, path in sorted(artifact_paths(root).items())
+        ]
+
+
+def outcome(decisions: list[ModelDecision]) -> str:
+    actions = {d.action for d in decisions}
+    return "reject" if "reject" in actions else "promote" if "promote" in actions else "skip"
+
+
+def write_reports(root: Path, decisions: list[ModelDecision], metrics: Path, report: Path, run: dict) -> None:
+    from pipeline import promotion_report
+
+    summary = {"split": SPLIT, "decision": outcome(decisions), **run, "models": {d.name: asdict(d) for d in decisions}}
+    atomic.write_json(metrics, summary)
+    atomic.write_text(report, promotion_report.markdown(summary))
+
+
+def promote(root: Path, decisions: list[ModelDecision], config: PromoteConfig, message: str, paths: list[Path],
+            push: str | None = None, branch: str = "main") -> list[str]:  # fmt: skip
+    """`dvc push`, commit dvc.lock with the git-tracked outputs and ``paths``, register and assign each promoted
+    model with GTO; with ``push``, push commit and tags in one atomic `git push`. Returns the new tags."""
+    _dvc(root, "push")  # first: a tag must never name outputs that the DVC remote lacks
+    files = ["dvc.lock", *_git(root, "ls-files", "--cached", "--others", "--exclude-standard", "--", "*.dvc").split()]
+    files += tracked_outputs(root) + [str(p.relative_to(root)) for p in paths if p.exists()]
+    files += _git(root, "ls-files", "--modified", "--others", "--exclude-standard", "--", "*.gitignore").split()
+    ignored = subprocess.run(["git", "check-ignore", "--stdin"], cwd=root, input="\n".join(files),
+                             capture_output=True, text=True).stdout.split()  # fmt: skip
+    _git(root, "add", "--", *[f for f in files if f not in ignored])
+    promoted = [d for d in decisions if d.action == "promote"]
+    subject = "Promote " + ", ".join(f"{d.name}@{d.version}" for d in promoted)
+    if subprocess.run(["git", "diff", "--cached", "--quiet"], cwd=root).returncode != 0:
+        _git(root, *_identity(root), "commit", "--quiet", "-m", f"{subject}\n\n{message}")
+    tags = []
+    for d in promoted:
+        tags += registry.register(root, d.name, d.version, config.stage, f"{subject}\n\n{message}")
+    if push is not None:
+        _git(root, "push", "--atomic", push, f"HEAD:refs/heads/{branch}", *(f"refs/tags/{t}" for t in tags))
+    return tags
+
+
+def tracked_outputs(root: Path) -> list[str]:
+    """The pipeline's files that live in git: outputs with ``cache: false`` (metrics, plots)."""
+    from dvc.repo import Repo  # heavy; only a promotion needs it
+
+    with Repo(str(root)) as repo:
+        paths = {os.path.relpath(o.fs_path, root) for s in repo.index.stages for o in s.outs if not o.use_cache}
+    return sorted(p for p in paths if (root / p).exists())
+
+
+def keras_scorer(root: Path, params: Params) -> Scorer:
+    """Scores a model file on this workspace's Test split exactly as the evaluate stage does."""
+    import pandas as pd
+
+    from pipeline import evaluate, inference
+
+    rows, images, _ = evaluate.test_split(pd.read_csv(root / "data/manifest.csv"), root / "data/raw", params)
+    labels = rows["label"].map(params.class_index).to_numpy()
+
+    def score(name: str, path: Path) -> dict:
+        model = inference.load_model(path)
+        inference.check(model, params.image_size, params.classes)
+        return evaluate.score(labels, inference.classify(model, images, params.evaluate.batch_size), params.classes)
+
+    return score
+
+
+def main(params: Params, argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m pipeline promote", description=__doc__.split("\n\n")[0])
+    parser.add_argument("action", choices=["check", "apply"])
+    parser.add_argument("--metrics", type=Path, default=Path("metrics/promotion.json"))
+    parser.add_argument("--report", type=Path, default=Path("reports/promotion.md"))
+    parser.add_argument("--push", metavar="REMOTE", help="git remote that receives the commit and tags (apply)")
+    parser.add_argument("--branch", default="main", help="branch of --push that the commit goes to")
+    parser.add_argument("--run-id", default=os.environ.get("AIRFLOW_CTX_DAG_RUN_ID", "manual"))
+    args = parser.parse_args(argv)
+    root = Path.cwd()
+    decisions = decide(root, params, keras_scorer(root, params))
+    run = {"run_id": args.run_id, "commit": _git(root, "rev-parse", "HEAD"), "data": data_version(root)}
+    write_reports(root, decisions, root / args.metrics, root / args.report, run)
+    for d in decisions:
+        print(f"{d.name}: {d.action}: {d.reason}")
+    action = outcome(decisions)
+    if action == "reject":
+        raise GateFailed(f"the gate rejected a model; the report is {args.report} (figures: {args.metrics})")
+    if action == "skip":
+        if args.action == "check":
+            raise SystemExit(NOTHING_NEW)
+        return
+    if args.action == "apply":
+        message = json.dumps({**run, "split": SPLIT, "gate": asdict(params.promote),
+                              "figures": {d.name: {"challenger": d.challenger, "champions": d.champions}
+                                          for d in decisions if d.action == "promote"}}, indent=1)  # fmt: skip
+        tags = promote(root, decisions, params.promote, message, [root / args.metrics, root / args.report],
+                       args.push, args.branch)  # fmt: skip
+        print(f"promoted: {' '.join(tags)}")
+
+
+def data_version(root: Path) -> str:
+    """The raw data's version: its hash in data.dvc (the .dir hash DVC gives the folder)."""
+    outs = (_read_yaml(root / "data.dvc").get("outs") or [{}]) if (root / "data.dvc").exists() else [{}]
+    return str(outs[0].get("md5", "unknown"))
+
+
+def _read_yaml(path: Path) -> dict:
+    return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+
+
+def _show(root: Path, commit: str, path: str) -> str:
+    done = subprocess.run(["git", "show", f"{commit}:{path}"], cwd=root, capture_output=True, text=True)
+    return done.stdout if done.returncode == 0 else ""
+
+
+def _git(root: Path, *args: str) -> str:
     done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"git {' '.join(args)} exited {done.returncode}: {done.stderr.strip()}")
     return done.stdout.strip()
 
 
-def dvc(root: Path, *args: str) -> str:
+def _dvc(root: Path, *args: str) -> str:
     # the DVC of this interpreter, as the stages themselves run it
     done = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=root, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"dvc {' '.join(args)} exited {done.returncode}: {done.stderr.strip()}")
     return done.stdout.strip()
-
-
-def promoted_tags(root: Path, prefix: str) -> list[str]:
-    """Tags ``<prefix><n>``, oldest first by n (a counter, so the order does not hang on clocks)."""
-    pattern = re.compile(re.escape(prefix) + r"(\d+)")
-    numbered = [(int(m[1]), t) for t in git(root, "tag", "--list").splitlines() if (m := pattern.fullmatch(t))]
-    return [t for _, t in sorted(numbered)]
-
-
-def next_tag(tags: list[str], prefix: str) -> str:
-    return f"{prefix}{int(tags[-1][len(prefix) :]) + 1 if tags else 1}"
-
-
-def compare(root: Path, baseline: str, config: PromoteConfig) -> tuple[Check, ...]:
-    """``dvc metrics diff`` of the gated metrics, baseline tag against the workspace."""
-    diff = json.loads(dvc(root, "metrics", "diff", baseline, "--all", "--json", "--targets", *config.gate) or "{}")
-    checks = []
-    for file, key in config.gate.items():
-        entry = diff.get(file, {}).get(key, {})
-        old, new = entry.get("old"), entry.get("new")
-        if not _number(new):
-            checks.append(Check(file, key, _or_none(old), None, False, "missing from the workspace"))
-        elif not _number(old):
-            checks.append(Check(file, key, None, new, True, f"no baseline in {baseline}"))
-        else:
-            drop = old - new
-            # a hair of slack so that a drop of exactly the tolerance, written as decimals, still passes
-            passed = drop <= config.tolerance + 1e-9
-            checks.append(Check(file, key, old, new, passed, "" if passed else f"dropped {drop:.4f}"))
-    return tuple(checks)
-
-
-def decide(root: Path, config: PromoteConfig) -> Decision:
-    stale = json.loads(dvc(root, "status", "--json") or "{}")
-    if stale:
-        raise GateFailed(f"the workspace is not reproduced, `dvc status` lists: {', '.join(sorted(stale))}")
-    tags = promoted_tags(root, config.tag_prefix)
-    new_tag = next_tag(tags, config.tag_prefix)
-    if not tags:
-        return Decision("promote", "no promoted model yet", None, new_tag, config.tolerance)
-    baseline = tags[-1]
-    changed = subprocess.run(
-        ["git", "diff", "--quiet", baseline, "--", *STATE_FILES, *config.gate], cwd=root, capture_output=True
-    )
-    if changed.returncode == 0:
-        return Decision("skip", f"nothing changed since {baseline}", baseline, None, config.tolerance)
-    checks = compare(root, baseline, config)
-    failed = [c for c in checks if not c.passed]
-    if failed:
-        reason = f"{len(failed)} gated metric(s) worse than {baseline} beyond the tolerance {config.tolerance}"
-        return Decision("reject", reason, baseline, None, config.tolerance, checks)
-    return Decision(
-        "promote",
-        f"no gated metric dropped by more than {config.tolerance}",
-        baseline,
-        new_tag,
-        config.tolerance,
-        checks,
-    )
-
-
-def tracked_outputs(root: Path) -> list[str]:
-    """The pipeline's files that live in git: outputs with ``cache: false`` (metrics, plots, small reports)."""
-    from dvc.repo import Repo  # heavy; only a promotion needs it
-
-    with Repo(str(root)) as repo:
-        paths = {
-            os.path.relpath(out.fs_path, root) for stage in repo.index.stages for out in stage.outs if not out.use_cache
-        }
-    return sorted(p for p in paths if (root / p).exists())
-
-
-def promote(
-    root: Path, decision: Decision, report: Path | None = None, push: str | None = None, branch: str = "main"
-) -> None:
-    """Push the outputs, commit what git tracks of them (and ``report``), tag the commit; with ``push``, push commit
-    and tag to that git remote's ``branch`` in one atomic push (a rejected push, e.g. a branch that moved, fails)."""
-    # push first: a tag must never name outputs that the remote lacks
-    dvc(root, "push")
-    changed_ignores = git(root, "ls-files", "--modified", "--others", "--exclude-standard", "--", "*.gitignore")
-    paths = [
-        "dvc.lock",
-        *git(root, "ls-files", "--cached", "--others", "--exclude-standard", "--", "*.dvc").splitlines(),
-        *tracked_outputs(root),
-        *changed_ignores.splitlines(),
-        *([str(report.relative_to(root))] if report is not None and report.exists() else []),
-    ]
-    # some outputs stay out of git on purpose (a search's resumable state, .gitignored): leave them there
-    ignored = subprocess.run(
-        ["git", "check-ignore", "--stdin"], cwd=root, input="\n".join(paths), capture_output=True, text=True
-    ).stdout.splitlines()
-    git(root, "add", "--", *[p for p in paths if p not in ignored])
-    identity = _identity(root)
-    message = f"Promote {decision.tag}\n\n{decision.summary()}\n"
-    if subprocess.run(["git", "diff", "--cached", "--quiet"], cwd=root).returncode != 0:
-        git(root, *identity, "commit", "--quiet", "-m", message)
-    git(root, *identity, "tag", "--annotate", decision.tag, "-m", message)
-    if push is not None:
-        # the DVC push above came first: a tag on the git remote never names outputs the DVC remote lacks
-        git(root, "push", "--atomic", push, f"HEAD:refs/heads/{branch}", f"refs/tags/{decision.tag}")
-
-
-def main(params: Params, argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="python -m pipeline promote", description=__doc__.split("\n\n")[0])
-    parser.add_argument("action", choices=["check", "apply"])
-    parser.add_argument("--report", default="reports/promotion.json", help="where the decision is written")
-    parser.add_argument("--push", metavar="REMOTE", help="git remote that receives the commit and tag (apply)")
-    parser.add_argument("--branch", default="main", help="branch of --push that the commit goes to")
-    args = parser.parse_args(argv)
-    root = Path.cwd()
-    report = root / args.report
-    decision = decide(root, params.promote)
-    atomic.write_json(report, {**dataclasses.asdict(decision), "head": git(root, "rev-parse", "HEAD")})
-    print(decision.summary())
-    if decision.action == "reject":
-        raise GateFailed(f"{decision.reason}; the decision is in {args.report}")
-    if decision.action == "skip":
-        if args.action == "check":
-            raise SystemExit(NOTHING_NEW)
-        return
-    if args.action == "apply":
-        promote(root, decision, report, push=args.push, branch=args.branch)
-        print(f"promoted as {decision.tag}")
 
 
 def _identity(root: Path) -> list[str]:
@@ -217,11 +258,3 @@ def _identity(root: Path) -> list[str]:
     if subprocess.run(["git", "config", "user.email"], cwd=root, capture_output=True).returncode == 0:
         return []
     return ["-c", "user.name=emotion-retraining", "-c", "user.email=retraining@localhost"]
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _or_none(value: Any) -> float | None:
-    return value if _number(value) else None

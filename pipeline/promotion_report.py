@@ -1,0 +1,37 @@
+"""reports/promotion.md: champion beside challenger for each model, the gate's checks, and the verdict."""
+
+from __future__ import annotations
+
+SHOWN = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "test_images")
+
+
+def _cell(figures: dict, key: str) -> str:
+    value = figures.get(key)
+    return "-" if value is None else f"{value}" if isinstance(value, int) else f"{value:.4f}"
+
+
+def markdown(summary: dict) -> str:
+    lines = [
+        "# Promotion",
+        "",
+        f"Decision: **{summary['decision']}**. Gated on the **{summary['split'].title()} split** of this run, the only"
+        " split no model trained, tuned or stopped early on; every champion was fetched from the model registry and"
+        " re-scored on it now, with the same evaluate code, so the figures below are comparable.",
+        "",
+        f"Run `{summary['run_id']}`, commit `{summary['commit'][:12]}`, raw data `{summary['data']}`.",
+    ]
+    for name, d in summary["models"].items():
+        lines += ["", f"## {name}: {d['action']}", "", d["reason"] + ".", ""]
+        columns = [("challenger" + (f" ({name}@{d['version']})" if d["version"] else ""), d["challenger"])]
+        columns += [(f"champion {name}@{v}", figures) for v, figures in d["champions"].items()]
+        lines += ["| metric | " + " | ".join(title for title, _ in columns) + " |"]
+        lines += ["| --- |" + " ---: |" * len(columns)]
+        lines += [f"| {key} | " + " | ".join(_cell(f, key) for _, f in columns) + " |" for key in SHOWN]
+        if d["checks"]:
+            lines += ["", "| check | value | against | least passing | |", "| --- | ---: | --- | ---: | --- |"]
+            lines += [
+                f"| {c['metric']} | {c['value']:.4f} | {c['against']} | {c['limit']:.4f} | "
+                f"{'ok' if c['passed'] else '**FAIL**'} |"
+                for c in d["checks"]
+            ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,152 @@
+"""The model registry: GTO's git tags over the `artifacts:` of dvc.yaml, read and written through git, GTO and DVC.
+
+A version is an annotated tag ``<name>@v<major>.<minor>.<patch>`` on the commit whose dvc.lock holds that model; a
+stage assignment is a tag ``<name>#<stage>#<n>`` (n counts the assignments) on the same commit. Both formats are
+GTO's (`gto show`, `gto history` read them); the model files themselves are fetched from the DVC remote with
+`dvc artifacts get`. A registry reference names a model as ``<name>@<stage>`` (``irv2@prod``) or
+``<name>@v<semver>`` (``irv2@v1.2.0``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+SEMVER = re.compile(r"v(\d+)\.(\d+)\.(\d+)")
+REFERENCE = re.compile(r"(?P<name>[A-Za-z0-9_-]+)@(?P<which>[A-Za-z0-9_.-]+)")
+
+
+class RegistryError(RuntimeError):
+    """A registry reference or operation that cannot be carried out; the message says why."""
+
+
+@dataclass(frozen=True)
+class Version:
+    name: str
+    version: str  # "v1.2.0"
+    commit: str
+
+
+def _git(root: Path, *args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RegistryError(f"git {' '.join(args)} exited {done.returncode}: {done.stderr.strip()}")
+    return done.stdout.strip()
+
+
+def _semver(version: str) -> tuple[int, int, int]:
+    m = SEMVER.fullmatch(version)
+    if not m:
+        raise RegistryError(f"{version!r} is not a version like v1.2.0")
+    return int(m[1]), int(m[2]), int(m[3])
+
+
+def _commit(root: Path, tag: str) -> str:
+    return _git(root, "rev-list", "-n", "1", tag)
+
+
+def versions(root: Path, name: str) -> list[Version]:
+    """Registered versions of artifact ``name``, oldest first."""
+    tags = [t for t in _git(root, "tag", "--list", f"{name}@v*").splitlines() if SEMVER.fullmatch(t.split("@", 1)[1])]
+    found = [Version(name, t.split("@", 1)[1], _commit(root, t)) for t in tags]
+    return sorted(found, key=lambda v: _semver(v.version))
+
+
+def next_version(root: Path, name: str) -> str:
+    """v1.0.0 for the first model of ``name``, then the next minor version (each promotion is a new training)."""
+    known = versions(root, name)
+    if not known:
+        return "v1.0.0"
+    major, minor, _ = _semver(known[-1].version)
+    return f"v{major}.{minor + 1}.0"
+
+
+def assignments(root: Path, name: str, stage: str) -> list[Version]:
+    """The versions ``stage`` was assigned to, oldest assignment first (by GTO's counter in the tag)."""
+    by_commit = {v.commit: v for v in versions(root, name)}
+    out = []
+    for tag in assignments_tags(root, name, stage):
+        version = by_commit.get(_commit(root, tag))
+        if version is not None:
+            out.append(version)
+    return out
+
+
+def current(root: Path, name: str, stage: str) -> Version | None:
+    """The version in ``stage`` now: the latest assignment."""
+    found = assignments(root, name, stage)
+    return found[-1] if found else None
+
+
+def lineage(root: Path, name: str, stage: str) -> list[Version]:
+    """The current ``stage`` version and those it succeeded, newest first, back to the last roll-back.
+
+    Walking the assignments backwards, each older one must be an older version than the one after it; an older
+    assignment of a *newer* version means the one after it rolled back, and what came before the roll-back no longer
+    counts. The gate holds a challenger against all of these, so small drops cannot add up across promotions.
+    """
+    found = list(reversed(assignments(root, name, stage)))
+    chain: list[Version] = []
+    for v in found:
+        if chain and _semver(v.version) >= _semver(chain[-1].version):
+            break
+        if v not in chain:
+            chain.append(v)
+    return chain
+
+
+def fetch(root: Path, version: Version, dest: Path, dvc_config: Path | None = None) -> Path:
+    """The model file of ``version``, downloaded from the DVC remote with `dvc artifacts get` into ``dest``."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    config = ["--config", str(dvc_config)] if dvc_config is not None and dvc_config.exists() else []
+    cmd = [sys.executable, "-m", "dvc", "artifacts", "get", str(root), version.name, "--rev", version.version]
+    done = subprocess.run([*cmd, *config, "-o", str(dest), "--force"], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RegistryError(f"cannot fetch {version.name}@{version.version}: {done.stderr.strip() or done.stdout}")
+    return dest
+
+
+def resolve(reference: str, root: Path, cache: Path, stage_names: tuple[str, ...] = ("prod",)) -> Path:
+    """The local model file of ``<name>@<stage>`` or ``<name>@v<semver>``, fetched once into ``cache``."""
+    m = REFERENCE.fullmatch(reference)
+    if not m:
+        raise RegistryError(f"{reference!r} is not a registry reference like irv2@prod or irv2@v1.2.0")
+    name, which = m["name"], m["which"]
+    if SEMVER.fullmatch(which):
+        found = [v for v in versions(root, name) if v.version == which]
+        if not found:
+            raise RegistryError(f"{name} has no version {which} (`gto show {name}` lists them)")
+        version = found[0]
+    else:
+        version = current(root, name, which)
+        if version is None:
+            raise RegistryError(f"no version of {name} is in stage {which!r} (`gto show {name}`)")
+    local = root / ".dvc" / "config.local"
+    return fetch(root, version, cache / name / version.version / "model.keras", local)
+
+
+def register(root: Path, name: str, version: str, stage: str, message: str) -> list[str]:
+    """Register ``version`` of ``name`` at HEAD and assign it ``stage`` with GTO; returns the two new tags."""
+    from gto import api  # GTO's Python API; heavy, and only a promotion needs it
+
+    # the tagger: the worker's git identity, as for the promotion commit
+    who = {
+        "author": os.environ.get("GIT_COMMITTER_NAME") or "emotion-retraining",
+        "author_email": os.environ.get("GIT_COMMITTER_EMAIL") or "retraining@localhost",
+    }
+    api.register(str(root), name, _git(root, "rev-parse", "HEAD"), version=version, message=message, **who)
+    api.assign(str(root), name, stage, version=version, message=message, **who)
+    newest = assignments_tags(root, name, stage)[-1]
+    return [f"{name}@{version}", newest]
+
+
+def assignments_tags(root: Path, name: str, stage: str) -> list[str]:
+    """The tags ``<name>#<stage>#<n>``, by n."""
+    pattern = re.compile(re.escape(f"{name}#{stage}#") + r"(\d+)")
+    tags = _git(root, "tag", "--list", f"{name}#{stage}#*").splitlines()
+    numbered = [(int(m[1]), t) for t in tags if (m := pattern.fullmatch(t))]
+    return [t for _, t in sorted(numbered)]
