@@ -38,7 +38,7 @@ NOTHING = "none"
 # DVC's own log line for a stage it executes (a restored stage logs "is cached - skipping run" instead)
 _RUNNING = re.compile(r"^Running stage '([^']+)'", re.MULTILINE)
 # a ref a trigger may pin: a branch, tag or commit name, never a path or an option
-REF = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$"
+REF = r"^[A-Za-z0-9][A-Za-z0-9._/@#-]{0,199}$"
 
 
 class TaskError(RuntimeError):

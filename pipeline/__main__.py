@@ -28,6 +28,7 @@ USER_ERRORS = (
     "pipeline.data.images.ImageReadError",
     "pipeline.inference.ModelError",
     "pipeline.promote.GateFailed",
+    "pipeline.registry.RegistryError",
 )
 
 

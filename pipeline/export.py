@@ -16,7 +16,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from pipeline import atomic, inference
+from pipeline import atomic, inference, registry
 from pipeline.config import Params
 
 
@@ -68,15 +68,16 @@ def metadata(params: Params, name: str, fmt: str) -> dict:
 
 def main(params: Params, argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m pipeline export", description=__doc__)
-    parser.add_argument("--model", required=True, choices=sorted(params.train))
+    parser.add_argument("--model", required=True, help=registry.MODEL_HELP)
     parser.add_argument("--model-file", type=Path, help="default: models/<model>/model.keras")
     parser.add_argument("--format", choices=["savedmodel", "tflite"], required=True)
     parser.add_argument("--out", type=Path, help="default: exports/<model>/savedmodel or exports/<model>/model.tflite")
     args = parser.parse_args(argv)
-    default = Path("exports") / args.model / ("savedmodel" if args.format == "savedmodel" else "model.tflite")
+    name, model_file = registry.locate(args.model, args.model_file, sorted(params.train))
+    default = Path("exports") / name / ("savedmodel" if args.format == "savedmodel" else "model.tflite")
     out = args.out or default
-    model = inference.load_model(args.model_file or Path(f"models/{args.model}/model.keras"))
+    model = inference.load_model(model_file)
     inference.check(model, params.image_size, params.classes)
     (savedmodel if args.format == "savedmodel" else tflite)(model, out)
-    atomic.write_json(out.with_name(out.name + ".json"), metadata(params, args.model, args.format))
+    atomic.write_json(out.with_name(out.name + ".json"), metadata(params, name, args.format))
     print(f"export {args.model}: {args.format} written to {out}")

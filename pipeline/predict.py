@@ -25,7 +25,7 @@ import cv2
 import keras
 import numpy as np
 
-from pipeline import atomic, explain, inference
+from pipeline import atomic, explain, inference, registry
 from pipeline.config import Params
 from pipeline.data import faces
 from pipeline.data.images import ImageReadError, read_rgb
@@ -278,7 +278,7 @@ def main(params: Params, argv: list[str]) -> None:
         prog="python -m pipeline predict", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("paths", nargs="+", type=Path, help="image files, folders (searched recursively), videos")
-    parser.add_argument("--model", required=True, choices=sorted(params.train))
+    parser.add_argument("--model", required=True, help=registry.MODEL_HELP)
     parser.add_argument("--model-file", type=Path, help="default: models/<model>/model.keras")
     parser.add_argument(
         "--faces",
@@ -300,7 +300,8 @@ def main(params: Params, argv: list[str]) -> None:
     if args.every is not None and args.every < 1:
         parser.error("--every must be 1 or more")
     s = settings(params, args.faces, args.every)
-    model = inference.load_model(args.model_file or Path(f"models/{args.model}/model.keras"))
+    _, model_file = registry.locate(args.model, args.model_file, sorted(params.train))
+    model = inference.load_model(model_file)
     gradcam = params.evaluate.gradcam_min_map_size if args.gradcam else None
     rows = list(run(model, args.paths, s, args.annotate, gradcam))
     text = render(rows, args.format, s.classes)

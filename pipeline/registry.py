@@ -129,6 +129,23 @@ def resolve(reference: str, root: Path, cache: Path, stage_names: tuple[str, ...
     return fetch(root, version, cache / name / version.version / "model.keras", local)
 
 
+MODEL_HELP = "a model of params.yaml train (its workspace file) or a registry reference: <name>@prod, <name>@v1.2.0"
+
+
+def locate(model: str, model_file: Path | None, names: list[str], root: Path = Path(".")) -> tuple[str, Path]:
+    """The (name, file) that ``--model`` and ``--model-file`` of predict and export mean: the workspace's trained
+    model, an explicit file, or a registry reference fetched from the DVC remote into ``.registry/``."""
+    m = REFERENCE.fullmatch(model)
+    name = m["name"] if m else model
+    if name not in names:
+        raise RegistryError(f"--model {model}: {name} is not a model of params.yaml (one of {', '.join(names)})")
+    if model_file is not None:
+        return name, model_file
+    if m:
+        return name, resolve(model, root, root / ".registry")
+    return name, root / "models" / name / "model.keras"
+
+
 def register(root: Path, name: str, version: str, stage: str, message: str) -> list[str]:
     """Register ``version`` of ``name`` at HEAD and assign it ``stage`` with GTO; returns the two new tags."""
     from gto import api  # GTO's Python API; heavy, and only a promotion needs it

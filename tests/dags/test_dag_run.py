@@ -2,7 +2,7 @@
 remote and a folder for the tasks' temporary workspaces (tests/cluster.py). Each task clones origin at the run's
 commit into its own folder and removes it when done, so a task that read another task's disk would fail. Runs in
 order: the first trains everything and promotes; the second finds nothing new; a param change pushed to origin
-re-executes only the stage that reads it; a better production model blocks a promotion. Then two GPU stages run at
+re-executes only the stage that reads it; a model under the gate is rejected, loudly. Then two GPU stages run at
 once against the same remote. Real DVC, real (tiny) trainings, real git pushes."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from tests.dags import airflow_env
 
 pytestmark = pytest.mark.integration
 
-GATED = "metrics/train/irv2.json"
+FIRST_TAGS = ["irv2@v1.0.0", "irv2#prod#1", "irv2_unet@v1.0.0", "irv2_unet#prod#1"]
 NOT_STAGES = ("resolve", "compare", "promote")
 
 
@@ -54,21 +54,27 @@ def test_first_run_executes_each_stage_once_in_its_own_workspace_and_promotes(fi
     assert runs and all(stages == [run.results[task]["stage"]] for task, stages in runs.items()), runs
     assert {r["commit"] for t, r in run.results.items() if t not in NOT_STAGES} == {commit}
     assert list(cluster.tasks.iterdir()) == []  # every task removed its workspace
-    # origin holds the promotion: a commit on main, child of the run's commit, tagged model-1
-    assert git(cluster.origin, "tag", "--list") == "model-1"
-    assert git(cluster.origin, "rev-parse", "main") == git(cluster.origin, "rev-parse", "model-1^{commit}")
+    # origin holds the promotion: a commit on main, child of the run's commit, registered and in prod (GTO tags)
+    assert sorted(git(cluster.origin, "tag", "--list").split()) == sorted(FIRST_TAGS)
+    for tag in FIRST_TAGS:
+        assert git(cluster.origin, "rev-parse", f"{tag}^{{commit}}") == git(cluster.origin, "rev-parse", "main")
     assert git(cluster.origin, "rev-parse", "main^") == commit
     committed = git(cluster.origin, "show", "--name-only", "--format=%s", "main").splitlines()
-    assert committed[0] == "Promote model-1"
-    assert {"dvc.lock", GATED, "metrics/train/irv2_unet.json", "metrics/evaluate.json"} <= set(committed)
+    assert committed[0] == "Promote irv2@v1.0.0, irv2_unet@v1.0.0"
+    assert {"dvc.lock", "metrics/evaluate.json", "metrics/promotion.json", "reports/promotion.md"} <= set(committed)
+    message = git(cluster.origin, "tag", "--list", "--format=%(contents)", "irv2@v1.0.0")
+    assert '"split": "test"' in message and '"data": ' in message and '"run_id": ' in message
 
 
 def test_a_fresh_clone_of_the_tag_pulls_everything_it_names(first, tmp_path):
-    clone = first.cluster.clone(tmp_path / "clone", "model-1")
+    clone = first.cluster.clone(tmp_path / "clone", "irv2@v1.0.0")
     assert workspace.dvc(clone, "status", "--json").stdout.strip() in ("", "{}")
     assert workspace.dvc(clone, "status", "--cloud", "--json").stdout.strip() in ("", "{}")
     assert (clone / "models/irv2/model.keras").stat().st_size > 0
-    assert json.loads((clone / "reports/promotion.json").read_text())["action"] == "promote"
+    promotion = json.loads((clone / "metrics/promotion.json").read_text())
+    assert promotion["decision"] == "promote" and promotion["split"] == "test"
+    assert {m["action"] for m in promotion["models"].values()} == {"promote"}
+    assert "metrics/promotion.json" in workspace.dvc(clone, "metrics", "show").stdout
 
 
 def test_second_run_with_nothing_new_executes_nothing_and_pushes_nothing(first):
@@ -92,45 +98,47 @@ def test_a_param_pushed_to_origin_reruns_only_the_stages_that_read_it(first, tmp
         workspace.write_params(root, raw)
 
     pushed = cluster.push_commit(tmp_path / "dev", "Fewer Grad-CAM images", fewer_gradcam_images)
+    heads = cluster.heads()
     run = airflow_env.dags_test(home, cluster.env())  # no worker touched: the run resolves origin's head
     assert run.done.returncode == 0, run.log()
     assert run.results["resolve"] == pushed
     runs = executed(run)
     assert runs.pop("evaluate") == ["evaluate"]
     assert set(map(tuple, runs.values())) == {()}, runs
-    assert run.states["promote"] == "success", run.states
-    assert git(cluster.origin, "tag", "--list").split() == ["model-1", "model-2"]
-    assert git(cluster.origin, "rev-parse", "main^") == pushed
+    # the models are those in prod already: nothing to register
+    assert run.states["compare"] == "skipped" and run.states["promote"] == "skipped", run.states
+    assert cluster.heads() == heads  # no commit, no tag
 
 
-def test_a_model_worse_than_production_is_not_promoted(first, tmp_path):
+def test_a_model_below_the_gate_is_not_promoted_and_the_hook_hears_of_it(first, tmp_path):
     home, cluster = first.home, first.cluster
-    # Production moved on: a later promoted commit (model-3) whose model scored higher. Simulated in git history only;
-    # the branch then returns to its real trained model and metrics.
-    dev = tmp_path / "dev"
-    real = {}
 
-    def better(root: Path) -> None:
-        real["text"] = (root / GATED).read_text()
-        metrics = json.loads(real["text"])
-        assert metrics["val"]["macro_f1"] < 0.9, "the tiny model is unexpectedly good: the simulated drop would vanish"
-        metrics["val"]["macro_f1"] = 1.0
-        (root / GATED).write_text(json.dumps(metrics, indent=2))
+    def new_irv2_under_a_high_floor(root: Path) -> None:
+        raw = yaml.safe_load((root / "params.yaml").read_text())
+        raw["train"]["irv2"]["dropout"] = 0.35  # a new irv2 model (its search and training re-run)
+        raw["promote"]["gate"]["macro_f1"] = 1.0  # a floor no model reaches
+        workspace.write_params(root, raw)
 
-    cluster.push_commit(dev, "A better production model", better)
-    git(dev, "tag", "model-3")
-    (dev / GATED).write_text(real["text"])
-    git(dev, "commit", "-qam", "Back to the branch's own model")
-    git(dev, "push", "-q", "--atomic", "origin", "HEAD:refs/heads/main", "refs/tags/model-3")
+    cluster.push_commit(tmp_path / "dev", "A floor too high", new_irv2_under_a_high_floor)
     heads = cluster.heads()
-
-    run = airflow_env.dags_test(home, cluster.env())
+    notified = tmp_path / "notified.txt"
+    hook = {"EMOTION_ON_REJECT": "tests.dags.notify_probe:record", "EMOTION_NOTIFY_FILE": str(notified)}
+    run = airflow_env.dags_test(home, {**cluster.env(), **hook, "PYTHONPATH": str(workspace.REPO)})
     assert run.done.returncode != 0  # a rejected model fails the run, visibly
     assert stage_states(run) == {"success"}, run.states
-    assert set(map(tuple, executed(run).values())) == {()}, executed(run)
     assert run.states["compare"] == "failed" and run.states["promote"] == "upstream_failed", run.states
     assert cluster.heads() == heads  # no new tag, no commit
-    assert "DROP" in run.log() and "worse than model-3" in run.log()
+    assert list(cluster.tasks.iterdir()) == []
+    # the deployment's hook got the failure with the report: irv2 failed its floor, irv2_unet had nothing new
+    task, report = notified.read_text().split("\n", 1)
+    assert task == "compare" and "## irv2: reject" in report and "## irv2_unet: skip" in report
+    assert "macro_f1" in report and "floor" in report and "**FAIL**" in report
+    # the champion irv2_unet@v1.0.0, fetched from the registry and re-scored on this Test split, scores exactly
+    # what the evaluate stage scored for the same model: same code, same split
+    unet = report.split("## irv2_unet: skip", 1)[1]
+    row = next(line for line in unet.splitlines() if line.startswith("| macro_f1 |"))
+    challenger, champion = [cell.strip() for cell in row.strip("|").split("|")[1:3]]
+    assert challenger == champion
 
 
 def test_two_gpu_stages_run_at_once_in_two_workspaces_against_one_remote(first, tmp_path):

@@ -78,6 +78,25 @@ def test_predict_on_the_test_folder_scores_what_evaluate_scored(repo):
     assert dict(zip(rows["file"], rows["label"], strict=True)) == evaluated_labels
 
 
+def test_predict_and_export_take_a_registry_reference(repo):
+    """`--model irv2@prod` fetches the production model from the DVC remote (GTO tags of the first DAG run's
+    promotion); in this clone of that promotion it is the workspace's own model, so the rows are the same."""
+    rows = {}
+    for model in ("irv2", "irv2@prod", "irv2@v1.0.0"):
+        out = repo.parent / f"{model}.csv"
+        cmd = [sys.executable, "-m", "pipeline", "predict", "data/raw/Test", "--model", model, "--out", str(out)]
+        workspace.sh(repo, *cmd)
+        rows[model] = pd.read_csv(out)[["file", "label"]].values.tolist()
+    assert rows["irv2@prod"] == rows["irv2"] == rows["irv2@v1.0.0"]
+    assert (repo / ".registry/irv2/v1.0.0/model.keras").is_file()
+    export = [sys.executable, "-m", "pipeline", "export", "--model", "irv2@prod", "--format", "tflite"]
+    workspace.sh(repo, *export, "--out", str(repo.parent / "prod.tflite"))
+    assert (repo.parent / "prod.tflite").stat().st_size > 0
+    done = workspace.sh(repo, sys.executable, "-m", "pipeline", "predict", "x.jpg", "--model", "irv2@staging",
+                        check=False)  # fmt: skip
+    assert done.returncode == 1 and "no version of irv2 is in stage 'staging'" in done.stderr
+
+
 def test_metrics_diff_shows_a_params_change(repo):
     """Runs last: it changes the workspace. A new learning rate for irv2 changes its weights, so its Test figures
     (more epochs would not do: with no better validation score, training keeps the first epoch's weights)."""
