@@ -12,7 +12,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export GX_ANALYTICS_ENABLED := false
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup run test lint bench lock data clean
+.PHONY: setup run test test-fast lint bench lock data clean
 
 setup: $(STAMP)
 
@@ -34,6 +34,10 @@ run: data
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# the edit loop: everything but the integration tests (real DVC, Airflow and Keras Tuner runs)
+test-fast: setup
+	$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/ruff check .

@@ -110,6 +110,8 @@ def workspace(settings: Settings, task: str, commit: str | None = None) -> Itera
 
 def stages_at(root: Path) -> list[str]:
     """The stage names of the workspace's dvc.yaml, as DVC lists them."""
+    if not (root / "dvc.yaml").exists():
+        return []
     return sorted(dvc(root, "stage", "list", "--names-only").split())
 
 

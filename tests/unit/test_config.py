@@ -26,6 +26,12 @@ def test_repository_params_load(params):
         ({"classes": "joy"}, "classes: expected a list"),
         ({"class_aliases": {"glad": "glee"}}, "class_aliases.glad: 'glee' is not one of classes"),
         ({"validate": {"min_images_per_class": {"val": 1}}}, "min_images_per_class.val: unknown split"),
+        ({"promote": {"gate": {"val_macro_f1": 0.3}}}, "promote.gate.val_macro_f1: not a gated Test metric"),
+        ({"promote": {"gate": {"macro_f1": 1.5}}}, "promote.gate.macro_f1: floor 1.5 is outside [0, 1]"),
+        ({"promote": {"tolerance": -1}}, "promote.tolerance: -1.0 is outside [0, 1]"),
+        ({"promote": {"per_class_tolerance": 2.0}}, "promote.per_class_tolerance: 2.0 is outside [0, 1]"),
+        ({"promote": {"stage": "Prod Stage"}}, "promote.stage: 'Prod Stage' is not a GTO stage name"),
+        ({"promote": {"tag_prefix": "model-"}}, "promote.tag_prefix: unknown key"),
     ],
 )
 def test_mistakes_are_clear_errors(raw_params, override, message):

@@ -1,0 +1,57 @@
+"""The promotion gate's arithmetic (pipeline/promote.judge) and the registry's roll-back rule (registry.lineage), with
+numbers only: floors, tolerance against every champion, per-class tolerance."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline import promote
+from pipeline.config import PromoteConfig
+
+GATE = PromoteConfig(stage="prod", gate={"macro_f1": 0.25}, tolerance=0.02, per_class_tolerance=None)
+
+
+def figures(macro_f1: float, **per_class: float) -> dict:
+    return {"macro_f1": macro_f1, "per_class": {k: {"f1": v} for k, v in per_class.items()}}
+
+
+def verdict(checks) -> bool:
+    return all(c.passed for c in checks)
+
+
+def test_no_champion_means_the_floor_alone():
+    assert verdict(promote.judge(figures(0.25), {}, GATE))
+    checks = promote.judge(figures(0.2499), {}, GATE)
+    assert [(c.against, c.passed) for c in checks] == [("floor", False)]
+
+
+def test_the_tolerance_holds_against_every_champion():
+    champions = {"v1.0.0": figures(0.50), "v1.1.0": figures(0.49)}
+    assert verdict(promote.judge(figures(0.48), champions, GATE))  # exactly 0.02 below the best: passes
+    checks = promote.judge(figures(0.47), champions, GATE)
+    failed = [(c.against, c.limit) for c in checks if not c.passed]
+    assert failed == [("v1.0.0", 0.48)]  # within 0.02 of v1.1.0, not of v1.0.0
+
+
+def test_per_class_tolerance_when_set():
+    gate = PromoteConfig(stage="prod", gate={"macro_f1": 0.0}, tolerance=0.02, per_class_tolerance=0.1)
+    champion = {"v1.0.0": figures(0.5, joy=0.8, fear=0.4)}
+    assert verdict(promote.judge(figures(0.5, joy=0.75, fear=0.3), champion, gate))
+    checks = promote.judge(figures(0.6, joy=0.9, fear=0.25), champion, gate)
+    assert [c.metric for c in checks if not c.passed] == ["per_class.fear.f1"]
+
+
+@pytest.mark.parametrize(
+    ("assigned", "lineage"),
+    [
+        (["v1.0.0", "v1.1.0", "v1.2.0"], ["v1.2.0", "v1.1.0", "v1.0.0"]),
+        (["v1.0.0", "v1.1.0", "v1.2.0", "v1.0.0"], ["v1.0.0"]),  # rolled back: what came before no longer counts
+        (["v1.0.0", "v1.1.0", "v1.2.0", "v1.0.0", "v1.3.0"], ["v1.3.0", "v1.0.0"]),
+    ],
+)
+def test_lineage_stops_at_the_last_roll_back(monkeypatch, assigned, lineage):
+    from pipeline import registry
+
+    fake = [registry.Version("m", v, f"c{v}") for v in assigned]
+    monkeypatch.setattr(registry, "assignments", lambda root, name, stage: fake)
+    assert [v.version for v in registry.lineage(None, "m", "prod")] == lineage
