@@ -2,8 +2,8 @@
 remote and a folder for the tasks' temporary workspaces (tests/cluster.py). Each task clones origin at the run's
 commit into its own folder and removes it when done, so a task that read another task's disk would fail. Runs in
 order: the first trains everything and promotes; the second finds nothing new; a param change pushed to origin
-re-executes only the stage that reads it; a model under the gate is rejected, loudly. Then two GPU stages run at
-once against the same remote. Real DVC, real (tiny) trainings, real git pushes."""
+re-executes only the stages it affects, and the new model, under the gate, is rejected loudly. Then two GPU stages
+run at once against the same remote. Real DVC, real (tiny) trainings, real git pushes."""
 
 from __future__ import annotations
 
@@ -89,43 +89,32 @@ def test_second_run_with_nothing_new_executes_nothing_and_pushes_nothing(first):
     assert list(cluster.tasks.iterdir()) == []
 
 
-def test_a_param_pushed_to_origin_reruns_only_the_stages_that_read_it(first, tmp_path):
-    home, cluster = first.home, first.cluster
-
-    def fewer_gradcam_images(root: Path) -> None:
-        raw = yaml.safe_load((root / "params.yaml").read_text())
-        raw["evaluate"]["gradcam_per_class"] = 1
-        workspace.write_params(root, raw)
-
-    pushed = cluster.push_commit(tmp_path / "dev", "Fewer Grad-CAM images", fewer_gradcam_images)
-    heads = cluster.heads()
-    run = airflow_env.dags_test(home, cluster.env())  # no worker touched: the run resolves origin's head
-    assert run.done.returncode == 0, run.log()
-    assert run.results["resolve"] == pushed
-    runs = executed(run)
-    assert runs.pop("evaluate") == ["evaluate"]
-    assert set(map(tuple, runs.values())) == {()}, runs
-    # the models are those in prod already: nothing to register
-    assert run.states["compare"] == "skipped" and run.states["promote"] == "skipped", run.states
-    assert cluster.heads() == heads  # no commit, no tag
-
-
-def test_a_model_below_the_gate_is_not_promoted_and_the_hook_hears_of_it(first, tmp_path):
+def test_a_param_pushed_to_origin_reruns_its_stages_only_and_a_model_below_the_gate_is_rejected(first, tmp_path):
+    """One run for two behaviours (each run costs minutes): the param change is picked up without touching a
+    worker and re-executes only what it affects; the new model misses the gate, loudly."""
     home, cluster = first.home, first.cluster
 
     def new_irv2_under_a_high_floor(root: Path) -> None:
         raw = yaml.safe_load((root / "params.yaml").read_text())
-        raw["train"]["irv2"]["dropout"] = 0.35  # a new irv2 model (its search and training re-run)
-        raw["promote"]["gate"]["macro_f1"] = 1.0  # a floor no model reaches
+        raw["train"]["irv2"]["dropout"] = 0.35  # read by tune@irv2 and train@irv2 only
+        raw["promote"]["gate"]["macro_f1"] = 1.0  # read by no stage: a floor no model reaches
         workspace.write_params(root, raw)
 
-    cluster.push_commit(tmp_path / "dev", "A floor too high", new_irv2_under_a_high_floor)
+    pushed = cluster.push_commit(tmp_path / "dev", "A floor too high", new_irv2_under_a_high_floor)
     heads = cluster.heads()
     notified = tmp_path / "notified.txt"
     hook = {"EMOTION_ON_REJECT": "tests.dags.notify_probe:record", "EMOTION_NOTIFY_FILE": str(notified)}
     run = airflow_env.dags_test(home, {**cluster.env(), **hook, "PYTHONPATH": str(workspace.REPO)})
     assert run.done.returncode != 0  # a rejected model fails the run, visibly
     assert stage_states(run) == {"success"}, run.states
+    assert run.results["resolve"] == pushed  # origin's new head, with no worker touched
+    runs = executed(run)
+    # the stages reading the changed param, and evaluate, which reads the new irv2 model; nothing else
+    assert {task: stages for task, stages in runs.items() if stages} == {
+        "tune.irv2": ["tune@irv2"],
+        "train.irv2": ["train@irv2"],
+        "evaluate": ["evaluate"],
+    }, runs
     assert run.states["compare"] == "failed" and run.states["promote"] == "upstream_failed", run.states
     assert cluster.heads() == heads  # no new tag, no commit
     assert list(cluster.tasks.iterdir()) == []

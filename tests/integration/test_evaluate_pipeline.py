@@ -82,12 +82,12 @@ def test_predict_and_export_take_a_registry_reference(repo):
     """`--model irv2@prod` fetches the production model from the DVC remote (GTO tags of the first DAG run's
     promotion); in this clone of that promotion it is the workspace's own model, so the rows are the same."""
     rows = {}
-    for model in ("irv2", "irv2@prod", "irv2@v1.0.0"):
+    for model in ("irv2", "irv2@prod"):
         out = repo.parent / f"{model}.csv"
         cmd = [sys.executable, "-m", "pipeline", "predict", "data/raw/Test", "--model", model, "--out", str(out)]
         workspace.sh(repo, *cmd)
         rows[model] = pd.read_csv(out)[["file", "label"]].values.tolist()
-    assert rows["irv2@prod"] == rows["irv2"] == rows["irv2@v1.0.0"]
+    assert rows["irv2@prod"] == rows["irv2"]
     assert (repo / ".registry/irv2/v1.0.0/model.keras").is_file()
     export = [sys.executable, "-m", "pipeline", "export", "--model", "irv2@prod", "--format", "tflite"]
     workspace.sh(repo, *export, "--out", str(repo.parent / "prod.tflite"))
