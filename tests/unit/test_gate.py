@@ -55,3 +55,15 @@ def test_lineage_stops_at_the_last_roll_back(monkeypatch, assigned, lineage):
     fake = [registry.Version("m", v, f"c{v}") for v in assigned]
     monkeypatch.setattr(registry, "assignments", lambda root, name, stage: fake)
     assert [v.version for v in registry.lineage(None, "m", "prod")] == lineage
+
+
+def test_model_arguments_of_predict_and_export(tmp_path):
+    from pathlib import Path
+
+    from pipeline import registry
+
+    names = ["irv2", "irv2_unet"]
+    assert registry.locate("irv2", None, names, tmp_path) == ("irv2", tmp_path / "models/irv2/model.keras")
+    assert registry.locate("irv2_unet@prod", Path("x.keras"), names, tmp_path) == ("irv2_unet", Path("x.keras"))
+    with pytest.raises(registry.RegistryError, match="resnet is not a model of params.yaml"):
+        registry.locate("resnet@prod", None, names, tmp_path)
