@@ -164,9 +164,13 @@ def update_imports(root: Path, branch: str) -> None:
 
 
 def reproduce(root: Path, stage: str | None) -> list[str]:
-    """`dvc repro --pull` of ``stage`` (None: the whole pipeline) where only ``stage`` may execute: every upstream
-    stage is restored from the remote's run-cache. Returns the stages DVC executed."""
-    args = ["repro", "--pull"] + ([stage] if stage else [])
+    """`dvc repro --pull` of ``stage`` (None: the whole pipeline) where only ``stage`` may execute: every changed
+    upstream stage is restored from the remote's run-cache. Returns the stages DVC executed.
+
+    For one stage, `--allow-missing` skips the stages that match the commit's dvc.lock without downloading their
+    outputs (a stage that does run gets its missing dependencies pulled first); the whole pipeline is restored in
+    full, since the gate reads its outputs."""
+    args = ["repro", "--pull"] + (["--allow-missing", stage] if stage else [])
     log = dvc(root, *args, env={EXECUTE: stage or NOTHING})
     return _RUNNING.findall(log)
 
