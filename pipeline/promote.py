@@ -90,9 +90,11 @@ def artifact_paths(root: Path) -> dict[str, str]:
     return {name: spec["path"] for name, spec in (_read_yaml(root / "dvc.yaml").get("artifacts") or {}).items()}
 
 
-def decide_model(root: Path, name: str, path: str, params: Params, scorer: Scorer, fetched: Path) -> ModelDecision:
+def decide_model(
+    root: Path, name: str, path: str, params: Params, scorer: Scorer, fetched: Path, evaluated: dict, lock: str
+) -> ModelDecision:
+    """The gate for one model; ``evaluated`` is metrics/evaluate.json and ``lock`` dvc.lock, as this run left them."""
     config = params.promote
-    evaluated = json.loads((root / "metrics/evaluate.json").read_text(encoding="utf-8"))
     if name not in evaluated:
         raise GateFailed(f"metrics/evaluate.json has no figures for {name}: is it in the evaluate stage?")
     challenger = evaluated[name]
@@ -103,7 +105,7 @@ def decide_model(root: Path, name: str, path: str, params: Params, scorer: Score
         for v in line
     }
     current = line[0] if line else None
-    ours = model_hash((root / "dvc.lock").read_text(encoding="utf-8"), path)
+    ours = model_hash(lock, path)
     if current is not None and ours == model_hash(_show(root, current.commit, "dvc.lock"), path):
         reason = f"the model is {name}@{current.version}, already in {config.stage}"
         return ModelDecision(name, "skip", reason, None, challenger, champions)
@@ -122,9 +124,11 @@ def decide(root: Path, params: Params, scorer: Scorer) -> list[ModelDecision]:
     stale = json.loads(_dvc(root, "status", "--json") or "{}")
     if stale:
         raise GateFailed(f"the workspace is not reproduced, `dvc status` lists: {', '.join(sorted(stale))}")
+    evaluated = json.loads((root / "metrics/evaluate.json").read_text(encoding="utf-8"))
+    lock = (root / "dvc.lock").read_text(encoding="utf-8")
     with tempfile.TemporaryDirectory(prefix="champions-") as fetched:
         return [
-            decide_model(root, name, path, params, scorer, Path(fetched))
+            decide_model(root, name, path, params, scorer, Path(fetched), evaluated, lock)
             for name, path in sorted(artifact_paths(root).items())
         ]
 
@@ -175,15 +179,21 @@ def tracked_outputs(root: Path) -> list[str]:
 
 
 def keras_scorer(root: Path, params: Params) -> Scorer:
-    """Scores a model file on this workspace's Test split exactly as the evaluate stage does."""
+    """Scores a model file on this workspace's Test split exactly as the evaluate stage does. The Test images are
+    read at the first call: a run with no champion to re-score reads none."""
+    import functools
+
     import pandas as pd
 
     from pipeline import evaluate, inference
 
-    rows, images, _ = evaluate.test_split(pd.read_csv(root / "data/manifest.csv"), root / "data/raw", params)
-    labels = rows["label"].map(params.class_index).to_numpy()
+    @functools.cache
+    def test_split():
+        rows, images, _ = evaluate.test_split(pd.read_csv(root / "data/manifest.csv"), root / "data/raw", params)
+        return rows["label"].map(params.class_index).to_numpy(), images
 
     def score(name: str, path: Path) -> dict:
+        labels, images = test_split()
         model = inference.load_model(path)
         inference.check(model, params.image_size, params.classes)
         return evaluate.score(labels, inference.classify(model, images, params.evaluate.batch_size), params.classes)

@@ -45,14 +45,20 @@ def _semver(version: str) -> tuple[int, int, int]:
     return int(m[1]), int(m[2]), int(m[3])
 
 
-def _commit(root: Path, tag: str) -> str:
-    return _git(root, "rev-list", "-n", "1", tag)
+def _tags(root: Path, pattern: str) -> dict[str, str]:
+    """Tags matching ``pattern`` (git's glob) with the commit each names, in one git call (``*objectname`` is the
+    commit an annotated tag points at; a lightweight tag names its commit itself)."""
+    out = _git(
+        root, "for-each-ref", "--format=%(refname:short)%09%(*objectname)%09%(objectname)", f"refs/tags/{pattern}"
+    )
+    rows = [line.split("\t") for line in out.splitlines()]
+    return {tag: peeled or direct for tag, peeled, direct in rows}
 
 
 def versions(root: Path, name: str) -> list[Version]:
     """Registered versions of artifact ``name``, oldest first."""
-    tags = [t for t in _git(root, "tag", "--list", f"{name}@v*").splitlines() if SEMVER.fullmatch(t.split("@", 1)[1])]
-    found = [Version(name, t.split("@", 1)[1], _commit(root, t)) for t in tags]
+    tags = _tags(root, f"{name}@v*")
+    found = [Version(name, t.split("@", 1)[1], c) for t, c in tags.items() if SEMVER.fullmatch(t.split("@", 1)[1])]
     return sorted(found, key=lambda v: _semver(v.version))
 
 
@@ -68,12 +74,9 @@ def next_version(root: Path, name: str) -> str:
 def assignments(root: Path, name: str, stage: str) -> list[Version]:
     """The versions ``stage`` was assigned to, oldest assignment first (by GTO's counter in the tag)."""
     by_commit = {v.commit: v for v in versions(root, name)}
-    out = []
-    for tag in assignments_tags(root, name, stage):
-        version = by_commit.get(_commit(root, tag))
-        if version is not None:
-            out.append(version)
-    return out
+    commits = _tags(root, f"{name}#{stage}#*")
+    found = [by_commit.get(commits[tag]) for tag in assignments_tags(root, name, stage)]
+    return [v for v in found if v is not None]
 
 
 def current(root: Path, name: str, stage: str) -> Version | None:
@@ -110,7 +113,7 @@ def fetch(root: Path, version: Version, dest: Path, dvc_config: Path | None = No
     return dest
 
 
-def resolve(reference: str, root: Path, cache: Path, stage_names: tuple[str, ...] = ("prod",)) -> Path:
+def resolve(reference: str, root: Path, cache: Path) -> Path:
     """The local model file of ``<name>@<stage>`` or ``<name>@v<semver>``, fetched once into ``cache``."""
     m = REFERENCE.fullmatch(reference)
     if not m:
