@@ -9,8 +9,8 @@ only state the tasks share (dags/workspaces.py; docs/airflow.md is the runbook).
 - A stage task clones that commit, runs `dvc repro --pull <stage>` (upstream stages are restored from the DVC
   remote's run-cache, never executed again: the pipeline's CLI refuses to), then `dvc push --run-cache`.
 - `compare` and `promote` restore the whole pipeline the same way with no stage executing, then apply the gate
-  (champion against challenger on this run's Test split, pipeline/promote.py); `promote` pushes the DVC outputs,
-  then the commit and the GTO registry tags to origin in one atomic `git push`.
+  (champion against challenger on this run's Test split, pipeline/commands/promote.py); `promote` pushes the DVC
+  outputs, then the commit and the GTO registry tags to origin in one atomic `git push`.
 
 The DAG holds no ML code and no list of stages: they are read from the dvc.yaml beside this folder when the file is
 parsed, the knobs from the `retrain` section of params.yaml.

@@ -9,26 +9,26 @@ import sys
 
 # command -> module with a ``main(params, argv)``; imported lazily so `--help` and light commands stay fast.
 COMMANDS = {
-    "sample-data": "pipeline.data.sample_cli",
-    "validate": "pipeline.validate",
-    "augment": "pipeline.augment",
-    "tune": "pipeline.tune",
-    "train": "pipeline.train",
-    "evaluate": "pipeline.evaluate",
-    "predict": "pipeline.predict",
-    "export": "pipeline.export",
-    "promote": "pipeline.promote",
-    "bench": "pipeline.bench",
+    "sample-data": "pipeline.commands.sample_data",
+    "validate": "pipeline.stages.validate",
+    "augment": "pipeline.stages.augment",
+    "tune": "pipeline.stages.tune",
+    "train": "pipeline.stages.train",
+    "evaluate": "pipeline.stages.evaluate",
+    "predict": "pipeline.commands.predict",
+    "export": "pipeline.commands.export",
+    "promote": "pipeline.commands.promote",
+    "bench": "pipeline.commands.bench",
 }
 
 # Errors that mean "your input is wrong", reported as one clear message rather than a traceback.
 USER_ERRORS = (
     "pipeline.config.ConfigError",
-    "pipeline.validate.ValidationFailed",
+    "pipeline.stages.validate.ValidationFailed",
     "pipeline.data.images.ImageReadError",
-    "pipeline.inference.ModelError",
-    "pipeline.promote.GateFailed",
-    "pipeline.registry.RegistryError",
+    "pipeline.serving.inference.ModelError",
+    "pipeline.commands.promote.GateFailed",
+    "pipeline.release.registry.RegistryError",
 )
 
 

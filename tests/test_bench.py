@@ -11,8 +11,9 @@ import numbers
 
 import pytest
 
-from pipeline import bench, config
+from pipeline import config
 from pipeline.__main__ import COMMANDS
+from pipeline.commands import bench
 from tests import workspace
 
 
@@ -32,7 +33,7 @@ def results(tmp_path_factory) -> tuple[config.Params, dict]:
 
 
 def test_bench_is_a_command():
-    assert COMMANDS["bench"] == "pipeline.bench"
+    assert COMMANDS["bench"] == "pipeline.commands.bench"
 
 
 def test_quick_bench_reports_machine_and_every_model(results):

@@ -13,9 +13,10 @@ from typing import Any
 
 import keras
 
-from pipeline import config, train
+from pipeline import config
 from pipeline.config import Params, TrainConfig
 from pipeline.models import build
+from pipeline.stages import train
 from pipeline.training import runtime
 from pipeline.training.metrics import macro_f1
 

@@ -16,11 +16,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import augment, config, validate
+from pipeline import config
 from pipeline.data import manifest as manifest_lib
-from pipeline.data.augment import Transform, apply
 from pipeline.data.classes import normalise
 from pipeline.data.images import read_rgb
+from pipeline.data.transforms import Transform, apply
+from pipeline.stages import augment, validate
 from tests import workspace
 from tests.conftest import tree_digest
 

@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import validate
 from pipeline.__main__ import main as cli
 from pipeline.data.images import read_rgb
+from pipeline.stages import validate
 from tests.conftest import tree_digest
 
 

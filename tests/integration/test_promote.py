@@ -1,5 +1,5 @@
-"""The promotion gate (pipeline/promote.py) and the model registry (pipeline/registry.py) on a small git + DVC
-repository whose one stage turns an input score into a "model" file and metrics/evaluate.json, so that many
+"""The promotion gate (pipeline/commands/promote.py) and the model registry (pipeline/release/registry.py) on a small
+git + DVC repository whose one stage turns an input score into a "model" file and metrics/evaluate.json, so that many
 promotions run in seconds. Real git, real GTO tags, real `dvc artifacts get` from a real DVC remote; only the
 scorer is the test's: it reads the fetched model file and this run's Test split (split.txt), as the Keras scorer
 reads a model and the Test images (that one runs in the DAG tests)."""
@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline import config, promote, registry
+from pipeline import config
+from pipeline.commands import promote
+from pipeline.release import registry
 from tests import workspace
 
 pytestmark = pytest.mark.integration

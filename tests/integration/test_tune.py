@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline import config, tune
+from pipeline import config
+from pipeline.stages import tune
 from tests import workspace
 
 pytestmark = pytest.mark.integration

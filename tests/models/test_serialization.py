@@ -9,9 +9,10 @@ import zipfile
 import keras
 import numpy as np
 
-from pipeline import atomic, train
+from pipeline import atomic
 from pipeline.data import tfdata
 from pipeline.models import build
+from pipeline.stages import train
 
 
 def _class_names(node) -> set[str]:

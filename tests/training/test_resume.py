@@ -1,4 +1,5 @@
-"""Unit tests of resuming a training (pipeline.train.fit): a crash mid-phase, then a rerun on the same state folder.
+"""Unit tests of resuming a training (pipeline.stages.train.fit): a crash mid-phase, then a rerun on the same state
+folder.
 
 A tiny stand-in model (a "backbone" sub-model and an "emotion" softmax, the names train.py relies on) keeps these
 to seconds; the same code path runs the real models, and tests/training/test_train_integration.py kills a real
@@ -15,7 +16,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline import train
+from pipeline.stages import train
 from pipeline.training import callbacks, runtime
 
 CLASSES = 6

@@ -20,8 +20,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipeline import augment, config, train
+from pipeline import config
 from pipeline.data import manifest as manifest_lib
+from pipeline.stages import augment, train
 from pipeline.training import callbacks
 from pipeline.training.metrics import classification_metrics
 from tests import workspace

@@ -15,7 +15,8 @@ import time
 
 import pytest
 
-from pipeline import config, train, tune
+from pipeline import config
+from pipeline.stages import train, tune
 from pipeline.tuning import evolution, keras_search, space
 
 ALGORITHMS = ["random", "bayesian", "hyperband", "evolutionary"]

@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import evaluate, evaluation_report
 from pipeline.data import faces
 from pipeline.data.images import read_rgb
+from pipeline.evaluation import report as evaluation_report
+from pipeline.stages import evaluate
 from tests.unit import tiny_models
 
 CLASSES = ["joy", "sadness", "fear"]

@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline import explain, inference
+from pipeline.evaluation import explain
+from pipeline.serving import inference
 from tests.unit import tiny_models
 
 MIN_SIZE = 7

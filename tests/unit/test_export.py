@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline import export, inference
+from pipeline.commands import export
+from pipeline.serving import inference
 from tests.unit import tiny_models
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline import promote
+from pipeline.commands import promote
 from pipeline.config import PromoteConfig
 
 GATE = PromoteConfig(stage="prod", gate={"macro_f1": 0.25}, tolerance=0.02, per_class_tolerance=None)
@@ -50,7 +50,7 @@ def test_per_class_tolerance_when_set():
     ],
 )
 def test_lineage_stops_at_the_last_roll_back(monkeypatch, assigned, lineage):
-    from pipeline import registry
+    from pipeline.release import registry
 
     fake = [registry.Version("m", v, f"c{v}") for v in assigned]
     monkeypatch.setattr(registry, "assignments", lambda root, name, stage: fake)
@@ -60,7 +60,7 @@ def test_lineage_stops_at_the_last_roll_back(monkeypatch, assigned, lineage):
 def test_model_arguments_of_predict_and_export(tmp_path):
     from pathlib import Path
 
-    from pipeline import registry
+    from pipeline.release import registry
 
     names = ["irv2", "irv2_unet"]
     assert registry.locate("irv2", None, names, tmp_path) == ("irv2", tmp_path / "models/irv2/model.keras")

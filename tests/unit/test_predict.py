@@ -13,9 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import inference, predict
+from pipeline.commands import predict
 from pipeline.data import faces, sample
 from pipeline.data.images import read_rgb
+from pipeline.serving import inference
 from tests.unit import tiny_models
 
 

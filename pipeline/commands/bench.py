@@ -27,11 +27,12 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from pipeline import atomic, train
+from pipeline import atomic
 from pipeline.config import AugmentConfig, Params, TrainConfig
 from pipeline.data import sample, tfdata
-from pipeline.data.augment import augment
+from pipeline.data.transforms import augment
 from pipeline.models import build
+from pipeline.stages import train
 
 STUDY_SIZE = 299  # the study's input size, timed beside params' image_size
 TARGET_RATIO = 5.0  # input pipeline vs training, our augmentation vs Keras': the margin we want on both

@@ -1,7 +1,7 @@
 """Promotion gate of the scheduled retraining: champion against challenger, per model, on this run's Test split.
 
 Each model of ``train.*`` is a registry artifact (dvc.yaml ``artifacts:``; versions and stages are GTO tags, see
-pipeline/registry.py) with its own gate. The challenger is this workspace's model, scored by the evaluate stage
+pipeline/release/registry.py) with its own gate. The challenger is this workspace's model, scored by the evaluate stage
 (metrics/evaluate.json). The champions are the version in ``promote.stage`` and those it succeeded since the last
 roll-back, each fetched from the registry and re-scored now with the same evaluate code on the same Test split.
 
@@ -26,8 +26,9 @@ from pathlib import Path
 
 import yaml
 
-from pipeline import atomic, registry
+from pipeline import atomic
 from pipeline.config import Params, PromoteConfig
+from pipeline.release import registry
 
 NOTHING_NEW = 99
 SPLIT = "test"
@@ -139,7 +140,7 @@ def outcome(decisions: list[ModelDecision]) -> str:
 
 
 def write_reports(root: Path, decisions: list[ModelDecision], metrics: Path, report: Path, run: dict) -> None:
-    from pipeline import promotion_report
+    from pipeline.release import report as promotion_report
 
     summary = {"split": SPLIT, "decision": outcome(decisions), **run, "models": {d.name: asdict(d) for d in decisions}}
     atomic.write_json(metrics, summary)
@@ -185,7 +186,8 @@ def keras_scorer(root: Path, params: Params) -> Scorer:
 
     import pandas as pd
 
-    from pipeline import evaluate, inference
+    from pipeline.serving import inference
+    from pipeline.stages import evaluate
 
     @functools.cache
     def test_split():

@@ -16,8 +16,10 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from pipeline import atomic, inference, registry
+from pipeline import atomic
 from pipeline.config import Params
+from pipeline.release import registry
+from pipeline.serving import inference
 
 
 def serving_model(model: keras.Model) -> keras.Model:

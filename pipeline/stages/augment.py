@@ -16,9 +16,9 @@ import pandas as pd
 from pipeline import atomic
 from pipeline.config import Params
 from pipeline.data import faces
-from pipeline.data.augment import augment
 from pipeline.data.images import read_rgb
 from pipeline.data.split import train_val_split
+from pipeline.data.transforms import augment
 
 
 def _target(size: int, counts: pd.Series, params: Params) -> int:

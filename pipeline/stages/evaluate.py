@@ -18,10 +18,13 @@ import pandas as pd
 from matplotlib.figure import Figure
 from sklearn.metrics import confusion_matrix, log_loss
 
-from pipeline import atomic, evaluation_report, explain, inference
+from pipeline import atomic
 from pipeline.config import Params
 from pipeline.data import faces
 from pipeline.data.images import read_rgb
+from pipeline.evaluation import explain
+from pipeline.evaluation import report as evaluation_report
+from pipeline.serving import inference
 from pipeline.training.metrics import classification_metrics
 
 

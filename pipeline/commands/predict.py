@@ -25,11 +25,14 @@ import cv2
 import keras
 import numpy as np
 
-from pipeline import atomic, explain, inference, registry
+from pipeline import atomic
 from pipeline.config import Params
 from pipeline.data import faces
 from pipeline.data.images import ImageReadError, read_rgb
 from pipeline.data.manifest import walk
+from pipeline.evaluation import explain
+from pipeline.release import registry
+from pipeline.serving import inference
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 BASE_COLUMNS = ["file", "frame", "face", "x", "y", "w", "h", "status", "label", "confidence", "message"]

@@ -1,0 +1,1 @@
+"""Commands that are not dvc.yaml stages: predict, export, promote, bench, sample-data."""

@@ -1,0 +1,1 @@
+"""What evaluate and predict share: Grad-CAM explanations and the evaluation report."""

@@ -1,0 +1,1 @@
+"""The model registry (GTO tags) and the promotion gate's report."""
