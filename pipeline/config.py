@@ -394,3 +394,8 @@ def load(path: str | Path = "params.yaml", overrides: dict | None = None) -> Par
         return from_dict(raw or {}, overrides)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+
+
+def as_dict(cfg: Any) -> dict[str, Any]:
+    """A config object as plain data (for hashing a stage's inputs)."""
+    return dataclasses.asdict(cfg)

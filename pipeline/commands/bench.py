@@ -32,7 +32,7 @@ from pipeline.config import AugmentConfig, Params, TrainConfig
 from pipeline.data import sample, tfdata
 from pipeline.data.transforms import augment
 from pipeline.models import build
-from pipeline.stages import train
+from pipeline.training import loop
 
 STUDY_SIZE = 299  # the study's input size, timed beside params' image_size
 TARGET_RATIO = 5.0  # input pipeline vs training, our augmentation vs Keras': the margin we want on both
@@ -185,7 +185,7 @@ def synthetic_batch(size: int, batch: int, classes: int, reconstruction: bool, s
 
 
 def training(model: keras.Model, cfg: TrainConfig, x, y, steps: int) -> dict:
-    train.compile_model(model, cfg, cfg.learning_rate)
+    loop.compile_model(model, cfg, cfg.learning_rate)
     started = time.perf_counter()
     model.train_on_batch(x, y)  # warm-up: builds the optimizer and traces the step
     first = time.perf_counter() - started

@@ -1,14 +1,10 @@
-"""Where and how TensorFlow runs: seeds, mixed precision, the distribution strategy, and the resume state folder."""
+"""Where and how TensorFlow runs: seeds, mixed precision, and the distribution strategy."""
 
 from __future__ import annotations
-
-import shutil
-from pathlib import Path
 
 import keras
 import tensorflow as tf
 
-from pipeline import atomic
 from pipeline.config import TrainConfig
 
 
@@ -18,14 +14,3 @@ def configure(cfg: TrainConfig, seed: int) -> tf.distribute.Strategy:
     keras.mixed_precision.set_global_policy("mixed_float16" if cfg.mixed_precision else "float32")
     gpus = tf.config.list_physical_devices("GPU")
     return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
-
-
-def state_dir(root: Path, key: str) -> Path:
-    """The resume folder for inputs ``key``; state left by other inputs is stale and removed."""
-    marker = root / "inputs.key"
-    if root.exists() and (not marker.exists() or marker.read_text() != key):
-        shutil.rmtree(root)
-    root.mkdir(parents=True, exist_ok=True)
-    if not marker.exists():
-        atomic.write_text(marker, key)
-    return root

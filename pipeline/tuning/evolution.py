@@ -31,7 +31,6 @@ from pipeline.tuning.records import COMPLETED, Record
 from pipeline.tuning.trial import Objective
 
 EVALUATIONS = "evaluations.json"
-TUNER_ID = "evolution"
 FAILED_FITNESS = -1.0  # below any macro F1
 MAX_CONSECUTIVE_FAILURES = 3  # as Keras Tuner: a configuration that keeps failing is a bug, not bad luck
 
@@ -154,4 +153,4 @@ def _train(objective: Objective, hparams: dict[str, Any], epochs: int, trial_id:
         traceback.print_exc()
         score, status = None, "FAILED"
     seconds = round(time.monotonic() - started, 1)
-    return Record(trial_id, status, score, hparams, epochs, seconds, TUNER_ID, generation)
+    return Record(trial_id, status, score, hparams, epochs, seconds, generation)

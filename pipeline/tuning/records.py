@@ -17,7 +17,6 @@ class Record:
     hparams: dict[str, Any]  # train.<model> overrides
     epochs: int | None  # per training phase
     seconds: float | None
-    tuner_id: str | None  # which worker ran it
     generation: int | None = None  # evolutionary search only
 
     def to_dict(self) -> dict[str, Any]:
@@ -38,7 +37,7 @@ def best(records: list[Record]) -> Record:
 
 
 def columns(names: list[str]) -> list[str]:
-    return ["trial", "trial_id", "objective", "best_so_far", "epochs", "seconds", "tuner_id", *names]
+    return ["trial", "trial_id", "objective", "best_so_far", "epochs", "seconds", *names]
 
 
 def table(records: list[Record], names: list[str]) -> list[dict[str, Any]]:
@@ -54,7 +53,6 @@ def table(records: list[Record], names: list[str]) -> list[dict[str, Any]]:
                 "best_so_far": round(best_so_far, 4),
                 "epochs": r.epochs,
                 "seconds": r.seconds,
-                "tuner_id": r.tuner_id,
                 **{n: r.hparams.get(n) for n in names},
             }
         )

@@ -16,8 +16,7 @@ import keras
 from pipeline import config
 from pipeline.config import Params, TrainConfig
 from pipeline.models import build
-from pipeline.stages import train
-from pipeline.training import runtime
+from pipeline.training import loop, runtime
 from pipeline.training.metrics import macro_f1
 
 # (train.<model> overrides, epochs per phase) -> validation macro F1
@@ -37,12 +36,12 @@ def objective(params: Params, name: str, data: Path) -> Objective:
         cfg = trial_config(base, overrides, epochs, f"train.{name}")
         keras.backend.clear_session()  # the previous trial's graphs would otherwise pile up in memory
         strategy = runtime.configure(cfg, params.seed)
-        train_data, val_data, val_labels = train.datasets(params, cfg, data)
+        train_data, val_data, val_labels = loop.datasets(params, cfg, data)
         with strategy.scope():
             model = build(cfg, params.image_size, len(params.classes))
-        for phase in train.phases(cfg):
-            train.set_trainable(model, phase.unfreeze)
-            train.compile_model(model, cfg, phase.learning_rate)
+        for phase in loop.phases(cfg):
+            loop.set_trainable(model, phase.unfreeze)
+            loop.compile_model(model, cfg, phase.learning_rate)
             model.fit(train_data, epochs=phase.epochs, verbose=2)
         probabilities = model.predict(val_data, verbose=0)["emotion"]
         return macro_f1(val_labels, probabilities, len(params.classes))

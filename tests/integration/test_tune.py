@@ -1,21 +1,16 @@
-"""The tune stage with the real tools on tiny data: DVC runs it, and Keras Tuner distributes it (a chief and two
-workers over gRPC on this machine). Each trial trains IRv2 for one epoch on the test profile's tiny dataset."""
+"""The tune stage with the real tools on tiny data: DVC runs it, Keras Tuner searches. Each trial trains IRv2 for one
+epoch on the test profile's tiny dataset."""
 
 from __future__ import annotations
 
 import csv
 import json
-import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from pipeline import config
-from pipeline.stages import tune
 from tests import workspace
 
 pytestmark = pytest.mark.integration
@@ -60,48 +55,3 @@ def test_a_tune_param_reruns_tune_and_what_follows_only(tuned):
     # has written it)
     assert '"tune@irv2" -> "train@irv2";' in dag and '"train@irv2" -> "evaluate";' in dag
     assert '"tune@irv2" -> "train@irv2_unet";' not in dag
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_distributed_search_with_a_chief_and_two_workers(tuned, tmp_path):
-    raw = yaml.safe_load((tuned / "params.yaml").read_text())
-    raw["tune"]["max_trials"] = 2  # one trial for each worker
-    params_file = tmp_path / "params.yaml"
-    params_file.write_text(yaml.safe_dump(raw, sort_keys=False))
-    port = str(_free_port())
-
-    def start(tuner_id: str) -> subprocess.Popen:
-        out = tmp_path / tuner_id
-        cmd = [sys.executable, "-m", "pipeline", "--params", str(params_file), "tune", "--model", "irv2"]
-        cmd += ["--data", "data/balanced", "--dir", str(tmp_path / "tuner"), "--hparams", str(out / "hparams.json")]
-        cmd += ["--metrics", str(out / "metrics.json"), "--plot", str(out / "plot.csv")]
-        env = {**workspace.env(), "KERASTUNER_TUNER_ID": tuner_id, "KERASTUNER_ORACLE_IP": "127.0.0.1"}
-        env["KERASTUNER_ORACLE_PORT"] = port
-        log = (tmp_path / f"{tuner_id}.log").open("w")
-        return subprocess.Popen(cmd, cwd=tuned, env=env, stdout=log, stderr=subprocess.STDOUT)
-
-    procs = {name: start(name) for name in ("chief", "worker0", "worker1")}
-    try:
-        codes = {name: p.wait(timeout=600) for name, p in procs.items()}
-    finally:
-        for p in procs.values():
-            if p.poll() is None:
-                p.kill()
-    logs = {name: (tmp_path / f"{name}.log").read_text() for name in procs}
-    assert codes == dict.fromkeys(procs, 0), "\n\n".join(f"--- {n}\n{log[-3000:]}" for n, log in logs.items())
-
-    # only the chief reports; the trials were run by the workers, one each
-    assert not (tmp_path / "worker0").exists() and not (tmp_path / "worker1").exists()
-    metrics = json.loads((tmp_path / "chief/metrics.json").read_text())
-    assert metrics["trials"] == 2
-    rows = list(csv.DictReader((tmp_path / "chief/plot.csv").open()))
-    assert sorted(r["tuner_id"] for r in rows) == ["worker0", "worker1"]
-    config.replace(config.from_dict(raw).train["irv2"], json.loads((tmp_path / "chief/hparams.json").read_text()), "")
-    assert "serving the search" in logs["chief"]
-    key = tune.search_key(config.from_dict(raw), "irv2", tuned / "data/balanced/index.csv")
-    assert os.listdir(tmp_path / "tuner") == [key]  # one search folder, named by its key

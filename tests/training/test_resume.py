@@ -1,8 +1,8 @@
-"""Unit tests of resuming a training (pipeline.stages.train.fit): a crash mid-phase, then a rerun on the same state
+"""Unit tests of resuming a training (pipeline.training.loop.fit): a crash mid-phase, then a rerun on the same state
 folder.
 
-A tiny stand-in model (a "backbone" sub-model and an "emotion" softmax, the names train.py relies on) keeps these
-to seconds; the same code path runs the real models, and tests/training/test_train_integration.py kills a real
+A tiny stand-in model (a "backbone" sub-model and an "emotion" softmax, the names the training loop relies on) keeps
+these to seconds; the same code path runs the real models, and tests/training/test_train_integration.py kills a real
 `python -m pipeline train` with SIGKILL.
 """
 
@@ -17,7 +17,8 @@ import pytest
 import tensorflow as tf
 
 from pipeline.stages import train
-from pipeline.training import callbacks, runtime
+from pipeline.training import callbacks, loop
+from pipeline.training.state import keyed_folder
 
 CLASSES = 6
 FOR_PHASE = callbacks.for_phase  # the real one, before any test wraps it
@@ -80,7 +81,7 @@ def cfg(params):
 
 def _fit(monkeypatch, cfg, state: Path, recorder: Recorder, seed: int) -> list[dict]:
     monkeypatch.setattr(callbacks, "for_phase", lambda *args: [*FOR_PHASE(*args), recorder])
-    return train.fit(tiny_model(seed), cfg, dataset(), dataset(), state, state.parent / "live")
+    return loop.fit(tiny_model(seed), cfg, dataset(), dataset(), state, state.parent / "live")
 
 
 def test_crashed_phase_resumes_after_last_finished_epoch(monkeypatch, cfg, tmp_path):
@@ -137,10 +138,10 @@ def test_state_of_other_inputs_is_discarded(cfg, params, tmp_path):
     assert train.fingerprint(cfg, params, index) != key
 
     root = tmp_path / "state"
-    runtime.state_dir(root, key)
-    (root / "history.json").write_text("[]")
-    assert (runtime.state_dir(root, key) / "history.json").exists(), "same inputs: the state is kept"
-    assert not (runtime.state_dir(root, "other") / "history.json").exists(), "new inputs: stale state removed"
+    (keyed_folder(root, key) / "history.json").write_text("[]")
+    assert (keyed_folder(root, key) / "history.json").exists(), "same inputs: the state is kept"
+    keyed_folder(root, "other")
+    assert not (root / key).exists(), "new inputs: stale state removed"
 
 
 def test_backup_cut_short_by_the_kill_falls_back_to_the_one_before(monkeypatch, cfg, tmp_path):

@@ -69,17 +69,21 @@ def _read_json(path: Path):
         return None
 
 
+def _state(root: Path) -> Path:
+    """The training's resume folder: state/<model>/<key of its inputs>."""
+    return next((root / "state" / "irv2").glob("*/"), root / "state" / "irv2" / "not-yet")
+
+
 def _kill_during_second_epoch(root: Path) -> str:
     """Start a training, SIGKILL it once epoch 1 is recorded and epoch 2 has begun; return what it printed."""
-    state = root / "state" / "irv2"
     log = root / "first-run.log"
     with log.open("w") as out:
         proc = subprocess.Popen(_train_command(), cwd=root, env=_env(), stdout=out, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + WAIT_S
             while time.monotonic() < deadline and proc.poll() is None:
-                running = _read_json(state / "running.json")
-                history = _read_json(state / callbacks.HISTORY) or []
+                running = _read_json(_state(root) / "running.json")
+                history = _read_json(_state(root) / callbacks.HISTORY) or []
                 if running and running["epoch"] == 1 and [h["epoch"] for h in history] == [1]:
                     os.kill(proc.pid, signal.SIGKILL)
                     break
@@ -99,7 +103,7 @@ def killed_and_resumed(tiny_raw_master, tmp_path_factory):
     root = tmp_path_factory.mktemp("train-kill")
     params = _prepare(root, tiny_raw_master)
     first = _kill_during_second_epoch(root)
-    state = root / "state" / "irv2"
+    state = _state(root)
     after_kill = {
         "history": _read_json(state / callbacks.HISTORY),
         "backup": _read_json(state / "scratch" / "backup" / "training_metadata.json"),

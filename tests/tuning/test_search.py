@@ -17,7 +17,7 @@ import pytest
 
 from pipeline import config
 from pipeline.stages import train, tune
-from pipeline.tuning import evolution, keras_search, space
+from pipeline.tuning import evolution, space
 
 ALGORITHMS = ["random", "bayesian", "hyperband", "evolutionary"]
 
@@ -37,12 +37,6 @@ class FakeObjective:
         time.sleep(self.seconds)
         score = 0.6 - 0.1 * abs(math.log10(hparams["learning_rate"]) + 2.5) - abs(hparams["dropout"] - 0.2)
         return score + (0.05 if hparams["optimizer"] == "adam" else 0.0) + 0.01 * epochs
-
-
-@pytest.fixture(autouse=True)
-def alone(monkeypatch):
-    for var in ("KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT", "KERASTUNER_TUNER_ID"):
-        monkeypatch.delenv(var, raising=False)
 
 
 @pytest.fixture
@@ -164,33 +158,8 @@ def test_evolution_stores_each_trial_with_its_generation(raw_params, data, tmp_p
     assert len({json.dumps(r["hparams"], sort_keys=True) for r in stored}) == len(stored)  # each trained once
 
 
-def test_distributed_evolution_is_refused(raw_params, data, tmp_path, monkeypatch):
-    monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
-    monkeypatch.setenv("KERASTUNER_ORACLE_PORT", "1")
-    monkeypatch.setenv("KERASTUNER_TUNER_ID", "chief")
-    params = with_tune(raw_params, algorithm="evolutionary")
-    with pytest.raises(config.ConfigError, match="Keras Tuner algorithms only"):
-        search(params, data, tmp_path / "tuner", FakeObjective())
-
-
 def test_train_rejects_a_wrong_hparams_file(params, tmp_path):
     path = tmp_path / "hparams.json"
     path.write_text(json.dumps({"learning_rate": 0.01, "head_unit": 8}))
     with pytest.raises(config.ConfigError, match=re.escape(f"{path}.head_unit: unknown key")):
         train.tuned(params.train["irv2"], path)
-
-
-def test_a_chief_takes_over_a_search_begun_alone(raw_params, data, tmp_path, monkeypatch):
-    params = with_tune(raw_params, algorithm="random", max_trials=2)
-    root = tmp_path / "tuner"
-    alone = search(params, data, root, FakeObjective())
-    monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
-    monkeypatch.setenv("KERASTUNER_ORACLE_PORT", "1")
-    monkeypatch.setenv("KERASTUNER_TUNER_ID", "chief")
-
-    def serve(oracle):
-        raise AssertionError("the chief started over: it serves trials that are done")
-
-    monkeypatch.setattr(keras_search, "serve", serve)
-    # the search is complete: the chief reloads it, and neither starts afresh nor waits for workers
-    assert search(params, data, root, FakeObjective()) == alone

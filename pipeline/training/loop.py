@@ -1,0 +1,133 @@
+"""The training loop that the train stage, the tune stage's trials and the benchmark share: the phases of a
+training, which backbone layers each phase trains, the compiled losses and metrics, the input pipelines, and the
+resumable fit (every finished epoch backed up, every finished phase recorded in a state folder).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from pipeline import atomic
+from pipeline.config import Params, TrainConfig
+from pipeline.data import tfdata
+from pipeline.training import callbacks
+
+
+@dataclasses.dataclass(frozen=True)
+class Phase:
+    name: str
+    epochs: int
+    learning_rate: float
+    unfreeze: int | None  # None: everything trainable; 0: backbone frozen; N: top N backbone layers
+
+
+def phases(cfg: TrainConfig) -> list[Phase]:
+    if cfg.weights is None:
+        return [Phase("scratch", cfg.epochs, cfg.learning_rate, None)]
+    plan = [Phase("head", cfg.epochs, cfg.learning_rate, 0)]
+    if cfg.finetune_epochs:
+        plan.append(Phase("finetune", cfg.finetune_epochs, cfg.finetune_learning_rate, cfg.unfreeze_top_layers))
+    return plan
+
+
+def set_trainable(model: keras.Model, unfreeze: int | None) -> None:
+    backbone = model.get_layer("backbone")
+    backbone.trainable = unfreeze != 0
+    if unfreeze:
+        for i, layer in enumerate(backbone.layers):
+            # keep BatchNorm statistics frozen in fine-tuning: small batches would wreck the pretrained ones
+            top = i >= len(backbone.layers) - unfreeze
+            layer.trainable = top and not isinstance(layer, keras.layers.BatchNormalization)
+
+
+def compile_model(model: keras.Model, cfg: TrainConfig, learning_rate: float) -> None:
+    if cfg.optimizer == "sgd":
+        optimizer = keras.optimizers.SGD(learning_rate, momentum=cfg.momentum)
+    else:
+        optimizer = keras.optimizers.Adam(learning_rate)
+    loss = {"emotion": keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)}
+    weights = {"emotion": 1.0}
+    if cfg.unet is not None:
+        loss["reconstruction"] = keras.losses.MeanSquaredError()
+        weights["reconstruction"] = cfg.unet.reconstruction_weight
+    model.compile(
+        optimizer=optimizer,
+        loss=loss,
+        loss_weights=weights,
+        jit_compile=cfg.xla,
+        run_eagerly=cfg.run_eagerly,
+        metrics={
+            "emotion": [
+                keras.metrics.CategoricalAccuracy(name="accuracy"),
+                keras.metrics.F1Score(average="macro", name="macro_f1"),
+            ]
+        },
+    )
+
+
+def datasets(params: Params, cfg: TrainConfig, data: Path) -> tuple[tf.data.Dataset, tf.data.Dataset, np.ndarray]:
+    index = pd.read_csv(data / "index.csv")
+    train_paths, train_labels = tfdata.balanced_split(data, index, "train", params.classes)
+    val_paths, val_labels = tfdata.balanced_split(data, index, "val", params.classes)
+    n = len(params.classes)
+    weights = tfdata.class_weights(train_labels, n) if cfg.class_weight == "balanced" else None
+    recon = cfg.unet is not None
+    train = tfdata.labelled(
+        tfdata.image_files(train_paths, params.image_size),
+        train_labels,
+        n,
+        cfg.batch_size,
+        shuffle_seed=params.seed,
+        reconstruction=recon,
+        weights=weights,
+    )
+    val = tfdata.labelled(
+        tfdata.image_files(val_paths, params.image_size), val_labels, n, cfg.batch_size, reconstruction=recon
+    )
+    return train, val, val_labels
+
+
+def phase_runner(model: keras.Model) -> keras.Model:
+    """A new Model over ``model``'s layers (so the same weights) to fit one phase with.
+
+    BackupAndRestore records the epoch it restored on the Model it fits, and Keras then prefers that epoch to the
+    ``initial_epoch`` of every later ``fit`` of the same Model: a run resumed in phase 1 would start phase 2 back at
+    phase 1's epoch. A fresh Model per phase carries no such record.
+    """
+    image = keras.Input(shape=model.input.shape[1:], dtype=model.input.dtype, name="image")
+    return keras.Model(image, model(image), name=f"{model.name}_phase")
+
+
+def fit(
+    model: keras.Model, cfg: TrainConfig, train: tf.data.Dataset, val: tf.data.Dataset, state: Path, live_dir: Path
+) -> list[dict]:
+    """Run the phases not yet finished; return the history (one dict per epoch) over all phases."""
+    history = callbacks.load_history(state)
+    offset = 0
+    for phase in phases(cfg):
+        done = state / f"{phase.name}.done.weights.h5"
+        set_trainable(model, phase.unfreeze)
+        compile_model(model, cfg, phase.learning_rate)
+        if done.exists():
+            model.load_weights(done)
+        else:
+            runner = phase_runner(model)
+            compile_model(runner, cfg, phase.learning_rate)
+            runner.fit(
+                train,
+                validation_data=val,
+                initial_epoch=offset,
+                epochs=offset + phase.epochs,
+                verbose=2,
+                callbacks=callbacks.for_phase(runner, cfg, state, phase.name, live_dir, history),
+            )
+            with atomic.target(done) as tmp:
+                model.save_weights(tmp)
+        offset += phase.epochs
+    return history
