@@ -39,7 +39,7 @@ PIPELINE = Path(os.environ.get("EMOTION_PIPELINE_DIR") or Path(__file__).resolve
 GPU_POOL = os.environ.get("EMOTION_GPU_POOL", "emotion_gpu")
 GPU_QUEUE = os.environ.get("EMOTION_GPU_QUEUE", "gpu")
 
-STAGES = dvc_stages.topological(dvc_stages.read(PIPELINE))
+STAGES = dvc_stages.read(PIPELINE)
 SETTINGS = yaml.safe_load((PIPELINE / "params.yaml").read_text(encoding="utf-8"))["retrain"]
 GPU_STAGES = set(SETTINGS["gpu_stages"])
 
@@ -105,7 +105,7 @@ def stage_task(stage: dvc_stages.Stage, commit):
     gpu = stage.group in GPU_STAGES
     placement = {"queue": GPU_QUEUE, "pool": GPU_POOL} if gpu else {}  # CPU stages: default queue and pool
     return reproduce.override(
-        # task ids allow letters, digits, "_", "-" and "."; foreach/matrix members sit in a task group instead of "@"
+        # task ids allow letters, digits, "_", "-" and "."; matrix members sit in a task group instead of "@"
         task_id="".join(c if c.isalnum() or c in "_-." else "_" for c in stage.key or stage.name),
         execution_timeout=timedelta(hours=SETTINGS["timeout_hours"]["gpu" if gpu else "cpu"]),
         doc_md=f"**{stage.name}** ({'GPU' if gpu else 'CPU'}): {stage.desc}\n\n`{stage.cmd}`",
