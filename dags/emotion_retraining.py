@@ -87,12 +87,14 @@ def compare(commit: str, run_id: str | None = None) -> None:
     calls the deployment's hook (EMOTION_ON_REJECT)."""
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+    from pipeline.commands.promote import NOTHING_NEW
+
     settings = workspaces.Settings.from_env()
     try:
         status = workspaces.gate(settings, commit, "check", run_id or "manual")
     except workspaces.TaskError as exc:
         raise AirflowFailException(str(exc)) from exc
-    if status == 99:
+    if status == NOTHING_NEW:
         raise AirflowSkipException(f"nothing new at {commit}: every model is the one already in production")
 
 
