@@ -1,8 +1,10 @@
 """The stages of a dvc.yaml as the retraining DAG needs them: DVC's own names, which stages each one waits for.
 
 A plain YAML read with no DVC import, because the DAG processor re-parses DAG files every 30 s or so and must stay
-light. It covers what this project's dvc.yaml uses (``foreach``/``matrix`` entries, ``${item...}``/``${key}``, vars
-from params.yaml, ``wdir``); tests/dags check names and edges against DVC's own graph so the two cannot drift apart.
+light. It reads only what this project's dvc.yaml uses: plain stages and ``matrix`` stages of string values,
+interpolated with ``${item.<axis>}``. Anything else (``foreach``, ``vars``, ``wdir``, other interpolations ...) could
+change names or paths in ways this reader would get wrong, so it is refused by name instead; tests/dags check names
+and edges against DVC's own graph so the two cannot drift apart.
 """
 
 from __future__ import annotations
@@ -11,22 +13,24 @@ import dataclasses
 import itertools
 import posixpath
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-# DVC's interpolation syntax, "\${" being an escaped literal
-_INTERPOLATION = re.compile(r"(?<!\\)\$\{(?P<inner>.*?)\}")
+# top-level sections that do not change the stages (plots, metrics and artifacts only name files for DVC's commands)
+_TOP_LEVEL = {"stages", "plots", "metrics", "artifacts"}
+_STAGE_KEYS = {"desc", "cmd", "matrix", "deps", "params", "outs", "metrics", "plots"}
+_OUTPUTS = ("outs", "metrics", "plots")
+_INTERPOLATION = re.compile(r"\$\{(.*?)\}")
 
 
 @dataclass(frozen=True)
 class Stage:
     name: str  # DVC's address, e.g. "train@irv2": what `dvc repro` takes
     group: str  # the dvc.yaml entry it comes from, e.g. "train"
-    key: str | None  # its foreach/matrix key, e.g. "irv2"; None for a plain stage
+    key: str | None  # its matrix key, e.g. "irv2"; None for a plain stage
     desc: str
     cmd: str
     deps: tuple[str, ...]
@@ -37,96 +41,70 @@ class Stage:
 
 def read(workspace: str | Path) -> list[Stage]:
     """Every stage of ``workspace``/dvc.yaml in file order, each with the stages it depends on."""
-    workspace = Path(workspace)
-    spec = yaml.safe_load((workspace / "dvc.yaml").read_text(encoding="utf-8")) or {}
-    context = _vars(workspace, spec.get("vars", []))
-    stages = [stage for group, body in (spec.get("stages") or {}).items() for stage in _expand(group, body, context)]
+    spec = yaml.safe_load((Path(workspace) / "dvc.yaml").read_text(encoding="utf-8")) or {}
+    _refuse("its top level", set(spec) - _TOP_LEVEL)
+    stages = []
+    for group, body in (spec.get("stages") or {}).items():
+        _refuse(f"stage '{group}'", set(body) - _STAGE_KEYS)
+        if not isinstance(body.get("cmd", ""), str):
+            _refuse(f"stage '{group}'", {"cmd as a list"})
+        if "matrix" not in body:
+            stages.append(_stage(group, group, None, body, {}))
+            continue
+        axes = body["matrix"]
+        if not all(isinstance(v, list) and all(isinstance(x, str) for x in v) for v in axes.values()):
+            _refuse(f"stage '{group}'", {"matrix values other than lists of strings"})
+        for values in itertools.product(*axes.values()):
+            key = "-".join(values)  # DVC's naming: train@irv2, or fit@small-adam for two axes
+            stages.append(_stage(f"{group}@{key}", group, key, body, dict(zip(axes, values, strict=True))))
     return _link(stages)
 
 
-def topological(stages: list[Stage]) -> list[Stage]:
-    """``stages`` reordered so that each comes after the stages it depends on (file order breaks ties)."""
-    done: list[Stage] = []
-    names: set[str] = set()
-    pending = list(stages)
-    while pending:
-        ready = [s for s in pending if set(s.upstream) <= names]
-        if not ready:
-            raise ValueError(f"dvc.yaml: stages depend on each other in a cycle: {[s.name for s in pending]}")
-        done.append(ready[0])
-        names.add(ready[0].name)
-        pending.remove(ready[0])
-    return done
+def _refuse(where: str, features: set) -> None:
+    if features:
+        raise ValueError(
+            f"dvc.yaml: {where} uses {', '.join(sorted(map(str, features)))}, which dags/dvc_stages.py does not "
+            "support; the DAG would be wired wrongly, so extend the reader (and tests/dags/test_dvc_stages.py) first"
+        )
 
 
-def _vars(workspace: Path, entries: list) -> dict:
-    # DVC always loads params.yaml into the interpolation context; `vars` may add files (optionally `file:keys`)
-    # or inline mappings
-    context: dict = {}
-    for entry in ["params.yaml", *entries]:
-        if isinstance(entry, dict):
-            context.update(entry)
-            continue
-        path = workspace / str(entry).split(":", 1)[0]
-        if path.suffix in (".yaml", ".yml") and path.exists():
-            context.update(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
-    return context
+def _stage(name: str, group: str, key: str | None, body: dict, item: dict) -> Stage:
+    body = _fill(body, item, name)
 
-
-def _expand(group: str, body: dict, context: dict) -> Iterable[Stage]:
-    if "foreach" in body:
-        items = _resolve(body["foreach"], context)
-        template = body["do"]
-        if isinstance(items, dict):
-            pairs = [(_to_str(k), {"key": _to_str(k), "item": v}) for k, v in items.items()]
-        elif any(isinstance(v, (dict, list)) for v in items):
-            # DVC names composite items by their index
-            pairs = [(str(i), {"item": v}) for i, v in enumerate(items)]
-        else:
-            pairs = [(_to_str(v), {"item": v}) for v in items]
-    elif "matrix" in body:
-        axes = {name: _resolve(values, context) for name, values in body["matrix"].items()}
-        template = {k: v for k, v in body.items() if k != "matrix"}
-        pairs = []
-        for combination in itertools.product(*(list(enumerate(v)) for v in axes.values())):
-            item = {name: value for name, (_, value) in zip(axes, combination, strict=True)}
-            key = "-".join(
-                f"{name}{i}" if isinstance(value, (dict, list)) else _to_str(value)
-                for name, (i, value) in zip(axes, combination, strict=True)
-            )
-            pairs.append((key, {"key": key, "item": item}))
-    else:
-        yield _stage(group, group, None, body, context)
-        return
-    for key, extra in pairs:
-        yield _stage(f"{group}@{key}", group, key, template, {**context, **extra})
-
-
-def _stage(name: str, group: str, key: str | None, body: dict, context: dict) -> Stage:
-    wdir = str(_resolve(body.get("wdir", "."), context))
-
-    def paths(section: str, uncached_only: bool = False) -> tuple[str, ...]:
+    def entries(section: str) -> list[tuple[str, dict]]:
         # an entry is a path or a one-key mapping {path: options}
-        entries = body.get(section) or []
-        if uncached_only:
-            entries = [
-                e for e in entries if isinstance(e, dict) and (next(iter(e.values())) or {}).get("cache") is False
-            ]
-        raw = [next(iter(e)) if isinstance(e, dict) else e for e in entries]
-        return tuple(posixpath.normpath(posixpath.join(wdir, str(_resolve(p, context)))) for p in raw)
+        pairs = [next(iter(e.items())) if isinstance(e, dict) else (e, None) for e in body.get(section) or []]
+        return [(posixpath.normpath(path), options or {}) for path, options in pairs]
 
-    cmd = body.get("cmd", "")
-    cmd = " && ".join(cmd) if isinstance(cmd, list) else cmd
+    outputs = [entry for section in _OUTPUTS for entry in entries(section)]
     return Stage(
         name=name,
         group=group,
         key=key,
-        desc=str(_resolve(body.get("desc", ""), context)),
-        cmd=str(_resolve(cmd, context)),
-        deps=paths("deps"),
-        outs=paths("outs") + paths("metrics") + paths("plots"),
-        uncached=tuple(p for section in ("outs", "metrics", "plots") for p in paths(section, uncached_only=True)),
+        desc=body.get("desc", ""),
+        cmd=body.get("cmd", ""),
+        deps=tuple(path for path, _ in entries("deps")),
+        outs=tuple(path for path, _ in outputs),
+        uncached=tuple(path for path, options in outputs if options.get("cache") is False),
     )
+
+
+def _fill(value: Any, item: dict, stage: str) -> Any:
+    """``value`` with every ``${item.<axis>}`` replaced by the axis' value, keys of mappings included."""
+    if isinstance(value, dict):
+        return {_fill(k, item, stage): _fill(v, item, stage) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fill(v, item, stage) for v in value]
+    if not isinstance(value, str):
+        return value
+
+    def lookup(match: re.Match) -> str:
+        scope, _, axis = match[1].strip().partition(".")
+        if scope != "item" or axis not in item:
+            _refuse(f"stage '{stage}'", {f"'{match[0]}' (only ${{item.<matrix axis>}} is supported)"})
+        return item[axis]
+
+    return _INTERPOLATION.sub(lookup, value)
 
 
 def _link(stages: list[Stage]) -> list[Stage]:
@@ -134,38 +112,14 @@ def _link(stages: list[Stage]) -> list[Stage]:
         # DVC treats a path and anything inside it as the same data (a dep on data/ reads an out data/balanced)
         return a == b or a.startswith(b + "/") or b.startswith(a + "/")
 
-    linked = []
-    for stage in stages:
-        upstream = tuple(
-            other.name
-            for other in stages
-            if other is not stage and any(overlaps(d, o) for d in stage.deps for o in other.outs)
+    return [
+        dataclasses.replace(
+            stage,
+            upstream=tuple(
+                other.name
+                for other in stages
+                if other is not stage and any(overlaps(d, o) for d in stage.deps for o in other.outs)
+            ),
         )
-        linked.append(dataclasses.replace(stage, upstream=upstream))
-    return linked
-
-
-def _resolve(value: Any, context: dict) -> Any:
-    if not isinstance(value, str):
-        return value
-    whole = _INTERPOLATION.fullmatch(value)
-    if whole:  # "${models}" stands for the value itself, which may be a list or a mapping
-        return _lookup(whole["inner"], context)
-    return _INTERPOLATION.sub(lambda m: _to_str(_lookup(m["inner"], context)), value)
-
-
-def _lookup(dotted: str, context: dict) -> Any:
-    value: Any = context
-    for part in re.split(r"\.|\[(\d+)\]", dotted.strip()):
-        if not part:
-            continue
-        try:
-            value = value[int(part)] if isinstance(value, list) else value[part]
-        except (KeyError, IndexError, TypeError, ValueError):
-            raise KeyError(f"dvc.yaml: cannot resolve '${{{dotted}}}'") from None
-    return value
-
-
-def _to_str(value: Any) -> str:
-    # as DVC writes values into names and commands
-    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+        for stage in stages
+    ]

@@ -13,7 +13,8 @@ only state the tasks share (dags/workspaces.py; docs/airflow.md is the runbook).
   outputs, then the commit and the GTO registry tags to origin in one atomic `git push`.
 
 The DAG holds no ML code and no list of stages: they are read from the dvc.yaml beside this folder when the file is
-parsed, the knobs from the `retrain` section of params.yaml.
+parsed, the knobs from the `retrain` section of params.yaml (through pipeline/config.py, so a wrong key is an import
+error that names it).
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ from pathlib import Path
 import dvc_stages
 import pendulum
 import workspaces
-import yaml
 from airflow.sdk import DAG, Param, TaskGroup, task
+
+# light (YAML and the config classes; Airflow has loaded pydantic already): nothing of the ML stack
+from pipeline import config
 
 # Parse-time settings come from the environment and the files beside the DAG, never from Variables: the DAG processor
 # re-parses this file every 30 s or so, and a metadata-DB round trip per parse is what Airflow's docs warn against.
@@ -39,9 +42,9 @@ PIPELINE = Path(os.environ.get("EMOTION_PIPELINE_DIR") or Path(__file__).resolve
 GPU_POOL = os.environ.get("EMOTION_GPU_POOL", "emotion_gpu")
 GPU_QUEUE = os.environ.get("EMOTION_GPU_QUEUE", "gpu")
 
-STAGES = dvc_stages.topological(dvc_stages.read(PIPELINE))
-SETTINGS = yaml.safe_load((PIPELINE / "params.yaml").read_text(encoding="utf-8"))["retrain"]
-GPU_STAGES = set(SETTINGS["gpu_stages"])
+STAGES = dvc_stages.read(PIPELINE)
+SETTINGS = config.load(PIPELINE / "params.yaml").retrain
+GPU_STAGES = set(SETTINGS.gpu_stages)
 
 
 @task(retries=0)
@@ -84,12 +87,14 @@ def compare(commit: str, run_id: str | None = None) -> None:
     calls the deployment's hook (EMOTION_ON_REJECT)."""
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+    from pipeline.commands.promote import NOTHING_NEW
+
     settings = workspaces.Settings.from_env()
     try:
         status = workspaces.gate(settings, commit, "check", run_id or "manual")
     except workspaces.TaskError as exc:
         raise AirflowFailException(str(exc)) from exc
-    if status == 99:
+    if status == NOTHING_NEW:
         raise AirflowSkipException(f"nothing new at {commit}: every model is the one already in production")
 
 
@@ -105,9 +110,9 @@ def stage_task(stage: dvc_stages.Stage, commit):
     gpu = stage.group in GPU_STAGES
     placement = {"queue": GPU_QUEUE, "pool": GPU_POOL} if gpu else {}  # CPU stages: default queue and pool
     return reproduce.override(
-        # task ids allow letters, digits, "_", "-" and "."; foreach/matrix members sit in a task group instead of "@"
+        # task ids allow letters, digits, "_", "-" and "."; matrix members sit in a task group instead of "@"
         task_id="".join(c if c.isalnum() or c in "_-." else "_" for c in stage.key or stage.name),
-        execution_timeout=timedelta(hours=SETTINGS["timeout_hours"]["gpu" if gpu else "cpu"]),
+        execution_timeout=timedelta(hours=SETTINGS.timeout_hours["gpu" if gpu else "cpu"]),
         doc_md=f"**{stage.name}** ({'GPU' if gpu else 'CPU'}): {stage.desc}\n\n`{stage.cmd}`",
         **placement,
     )(commit, stage.name)
@@ -117,7 +122,7 @@ with DAG(
     dag_id="emotion_retraining",
     description="Retrain the emotion classifiers with DVC; promote a model only if its gated metrics hold up",
     doc_md=__doc__,
-    schedule=os.environ.get("EMOTION_RETRAIN_SCHEDULE") or SETTINGS["schedule"],
+    schedule=os.environ.get("EMOTION_RETRAIN_SCHEDULE") or SETTINGS.schedule,
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     # one run at a time: a run finishes (and maybe promotes) before the next one resolves its commit
@@ -132,11 +137,11 @@ with DAG(
         ),
     },  # fmt: skip
     default_args={
-        "retries": SETTINGS["retries"],
-        "retry_delay": timedelta(minutes=SETTINGS["retry_delay_minutes"]),
+        "retries": SETTINGS.retries,
+        "retry_delay": timedelta(minutes=SETTINGS.retry_delay_minutes),
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": timedelta(hours=1),
-        "execution_timeout": timedelta(hours=SETTINGS["timeout_hours"]["cpu"]),
+        "execution_timeout": timedelta(hours=SETTINGS.timeout_hours["cpu"]),
     },
     tags=["dvc", "retraining"],
 ) as dag:

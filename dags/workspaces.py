@@ -212,15 +212,18 @@ class Rejected(TaskError):
 
 def gate(settings: Settings, commit: str, action: str, run_id: str = "manual") -> int:
     """compare (``check``) or promote (``apply``): the whole pipeline restored with no stage executing, then
-    `python -m pipeline promote`; returns its exit status (0, or 99 for nothing new); a rejection raises Rejected.
+    `python -m pipeline promote`; returns its exit status (0, or NOTHING_NEW); a rejection raises Rejected.
     The report is printed to the task's log: the workspace it was written in is removed with the task."""
+    # imported here, not at the top, to keep the DAG processor's import of this module to the standard library
+    from pipeline.commands.promote import NOTHING_NEW
+
     with workspace(settings, f"promote-{action}", commit) as root:
         executed = reproduce(root, None)
         if executed:  # the guard in pipeline/__main__.py makes this unreachable; kept as the task's own check
             raise TaskError(f"stages executed while restoring: {executed}")
         push = ["--push", "origin", "--branch", settings.branch] if action == "apply" else []
         cmd = [sys.executable, "-m", "pipeline", "promote", action, "--run-id", run_id, *push]
-        done = run(root, *cmd, ok=(0, 1, 99))
+        done = run(root, *cmd, ok=(0, 1, NOTHING_NEW))
         report = root / "reports" / "promotion.md"
         text = report.read_text(encoding="utf-8") if report.exists() else "(no report written)"
         print(done.stdout, done.stderr, f"--- reports/promotion.md of {commit} ---", text, sep="\n")

@@ -31,7 +31,7 @@ def stages() -> list:
 
 
 def task_id(name: str) -> str:
-    # foreach/matrix members sit in a task group named after their dvc.yaml entry
+    # matrix members sit in a task group named after their dvc.yaml entry
     return name.replace("@", ".")
 
 

@@ -1,8 +1,9 @@
 """The DAG's reading of dvc.yaml (dags/dvc_stages.py, a plain YAML read) against DVC's own: same stage names,
-same dependencies, on this repository's dvc.yaml and on one that uses every expansion DVC offers."""
+same dependencies, on this repository's dvc.yaml and on a matrix of two axes; what it does not read is refused."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -38,69 +39,54 @@ def test_this_repository_dvc_yaml_reads_as_dvc_reads_it(tmp_path):
     assert our_graph(tmp_path) == dvc_graph(dvc_repo(tmp_path))
 
 
-EXPANSIONS = """
-vars:
-  - sizes: {small: 8, large: 16}
+TWO_AXES = """
 stages:
-  prepare:
-    foreach: [a, b]
-    do:
-      cmd: echo ${item}
-      deps: ["raw/${item}"]
-      outs: ["prepared/${item}"]
-  features:
-    foreach: ${sizes}
-    do:
-      cmd: echo ${key} ${item} ${model.name}
-      deps: [prepared]
-      outs: ["features/${key}.csv"]
   fit:
     matrix:
       size: [small, large]
-      opts: [{lr: 1}, {lr: 2}]
-      fast: [true]
-    cmd: echo ${item.size} ${item.opts.lr}
-    deps: ["features/${item.size}.csv"]
-    outs: ["fits/${item.size}-${key}.bin"]
+      optimizer: [adam, sgd]
+    cmd: python fit.py --size ${item.size} --optimizer ${item.optimizer}
+    outs: ["fits/${item.size}-${item.optimizer}.bin"]
   report:
-    wdir: reports
-    cmd: echo report
-    deps: [../fits]
+    cmd: python report.py
+    deps: [fits/large-sgd.bin]
     metrics:
       - summary.json:
           cache: false
-  composite:
-    foreach: [{n: 1}, {n: 2}]
-    do:
-      cmd: echo ${item.n}
-      deps: [reports/summary.json]
-      outs: ["composite/${model.name}-${item.n}"]
-  unrelated:
-    cmd: echo alone
-    deps: [elsewhere]
 """
 
 
-def test_foreach_matrix_vars_and_wdir_read_as_dvc_reads_them(tmp_path):
-    (tmp_path / "dvc.yaml").write_text(EXPANSIONS)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"model": {"name": "m"}}))
+def test_a_matrix_of_two_axes_reads_as_dvc_reads_it(tmp_path):
+    (tmp_path / "dvc.yaml").write_text(TWO_AXES)
     ours = our_graph(tmp_path)
     assert ours == dvc_graph(dvc_repo(tmp_path))
-    assert "fit@small-opts0-true" in ours  # DVC's naming of composite and boolean matrix values
-    assert ours["composite@1"] == ["report"]  # reached through wdir: reports/summary.json
+    assert ours["report"] == ["fit@large-sgd"]
+    (report,) = [s for s in dvc_stages.read(tmp_path) if s.name == "report"]
+    assert report.uncached == ("summary.json",)
 
 
-def test_stages_come_after_what_they_read():
-    order = [s.name for s in dvc_stages.topological(dvc_stages.read(workspace.REPO))]
-    for stage in dvc_stages.read(workspace.REPO):
-        assert all(order.index(up) < order.index(stage.name) for up in stage.upstream), stage.name
+@pytest.mark.parametrize(
+    ("stage", "named"),
+    [
+        ({"foreach": ["a", "b"], "do": {"cmd": "echo ${item}"}}, "do, foreach"),
+        ({"cmd": "echo", "wdir": "sub"}, "wdir"),
+        ({"cmd": ["echo a", "echo b"]}, "cmd as a list"),
+        ({"cmd": "echo ${model.name}"}, "${model.name}"),
+        ({"matrix": {"model": ["a"]}, "cmd": "echo ${item.size}"}, "${item.size}"),
+        ({"matrix": {"model": "${models}"}, "cmd": "echo"}, "matrix values other than lists of strings"),
+        ({"matrix": {"lr": [0.1, 0.2]}, "cmd": "echo"}, "matrix values other than lists of strings"),
+    ],
+)
+def test_an_unsupported_feature_is_refused_by_name(tmp_path, stage, named):
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"s": stage}}))
+    with pytest.raises(ValueError, match=re.escape(named)):
+        dvc_stages.read(tmp_path)
 
 
-def test_a_cycle_is_reported():
-    a = dvc_stages.Stage("a", "a", None, "", "", (), (), upstream=("b",))
-    b = dvc_stages.Stage("b", "b", None, "", "", (), (), upstream=("a",))
-    with pytest.raises(ValueError, match="cycle"):
-        dvc_stages.topological([a, b])
+def test_vars_are_refused_by_name(tmp_path):
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"vars": [{"n": 1}], "stages": {"s": {"cmd": "echo ${n}"}}}))
+    with pytest.raises(ValueError, match="vars"):
+        dvc_stages.read(tmp_path)
 
 
 def test_gpu_stages_in_params_name_stages_of_dvc_yaml(raw_params):
