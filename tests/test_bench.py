@@ -14,6 +14,7 @@ import pytest
 from pipeline import config
 from pipeline.__main__ import COMMANDS
 from pipeline.commands import bench
+from pipeline.profiling import models
 from tests import workspace
 
 
@@ -64,11 +65,11 @@ def test_quick_bench_sets_input_pipeline_and_augmentation_beside_their_baselines
 
 def test_gpu_variants_cover_mixed_precision_and_xla(params):
     cfg = dataclasses.replace(params.train["irv2"], mixed_precision=True, xla=False)
-    assert [(c.mixed_precision, c.xla) for c in bench.variants(cfg, gpu=True)] == [
+    assert [(c.mixed_precision, c.xla) for c in models.variants(cfg, gpu=True)] == [
         (False, False),
         (False, True),
         (True, False),
         (True, True),
     ]
     # a CPU runs float32 (mixed float16 is emulated there, and slow) with XLA as params say
-    assert [(c.mixed_precision, c.xla) for c in bench.variants(cfg, gpu=False)] == [(False, False)]
+    assert [(c.mixed_precision, c.xla) for c in models.variants(cfg, gpu=False)] == [(False, False)]

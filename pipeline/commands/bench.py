@@ -12,30 +12,20 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
-import platform
-import resource
-import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-import cv2
 import keras
-import numpy as np
-import pandas as pd
 import tensorflow as tf
 
 from pipeline import atomic
-from pipeline.config import AugmentConfig, Params, TrainConfig
-from pipeline.data import sample, tfdata
-from pipeline.data.transforms import augment
+from pipeline.config import Params
 from pipeline.models import build
-from pipeline.training import loop
+from pipeline.profiling import data as data_profile
+from pipeline.profiling import models, system
 
 STUDY_SIZE = 299  # the study's input size, timed beside params' image_size
-TARGET_RATIO = 5.0  # input pipeline vs training, our augmentation vs Keras': the margin we want on both
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,193 +46,22 @@ FULL = Budget([], 3, 2, 8, inference_reps=2, latency_reps=10, augment_images=256
 QUICK = Budget([], 1, 1, 2, inference_reps=1, latency_reps=2, augment_images=16, pipeline_images=32)
 
 
-def rate(count: int, seconds: float) -> float:
-    return round(count / max(seconds, 1e-9), 2)
-
-
-def peak_memory() -> dict:
-    """Peak resident memory of this process so far and, per visible GPU, TensorFlow's peak allocation."""
-    # Linux reports ru_maxrss in KiB, macOS in bytes
-    scale = 1 if sys.platform == "darwin" else 1024
-    out = {"rss_peak_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20, 1)}
-    for i, _ in enumerate(tf.config.list_physical_devices("GPU")):
-        out[f"gpu{i}_peak_mib"] = round(tf.config.experimental.get_memory_info(f"GPU:{i}")["peak"] / 2**20, 1)
-    return out
-
-
-def reset_gpu_peaks() -> None:
-    for i, _ in enumerate(tf.config.list_physical_devices("GPU")):
-        tf.config.experimental.reset_memory_stats(f"GPU:{i}")
-
-
-def machine() -> dict:
-    gpus = tf.config.list_physical_devices("GPU")
-    return {
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "opencv": cv2.__version__,
-        "devices": [d.name for d in tf.config.list_physical_devices()],
-        "gpus": [tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in gpus],
-    }
-
-
-def faces(count: int, size: int, seed: int) -> np.ndarray:
-    """Generated faces (uint8 RGB), the same drawing as the sample dataset."""
-    rng = np.random.default_rng(seed)
-    names = list(sample.FOLDERS)
-    return np.stack([draw_rgb(names[i % len(names)], rng, size) for i in range(count)])
-
-
-def draw_rgb(emotion: str, rng: np.random.Generator, size: int) -> np.ndarray:
-    return cv2.cvtColor(sample.draw_face(emotion, rng, size), cv2.COLOR_BGR2RGB)
-
-
-def keras_generator(cfg: AugmentConfig, seed: int):
-    """Keras' legacy ImageDataGenerator set to our augmentation: one affine warp, flip, brightness, contrast."""
-    # tf.keras is Keras 3's compatibility namespace; it still holds the legacy generator that keras.* dropped
-    generator_type = tf.keras.preprocessing.image.ImageDataGenerator
-    rng = np.random.default_rng(seed)
-
-    def contrast(x: np.ndarray) -> np.ndarray:  # the generator has no contrast option
-        return np.clip((x - 127.5) * rng.uniform(1 - cfg.contrast, 1 + cfg.contrast) + 127.5, 0, 255)
-
-    return generator_type(
-        rotation_range=cfg.rotation,
-        width_shift_range=cfg.shift,
-        height_shift_range=cfg.shift,
-        zoom_range=cfg.zoom,
-        horizontal_flip=cfg.horizontal_flip,
-        brightness_range=(1 - cfg.brightness, 1 + cfg.brightness) if cfg.brightness else None,
-        fill_mode="reflect",
-        preprocessing_function=contrast,
-    )
-
-
-def augmentation(images: np.ndarray, cfg: AugmentConfig, seed: int) -> dict:
-    rng = np.random.default_rng(seed)
-    augment(images[0], cfg, rng)  # warm-up: OpenCV's first call sets up its thread pool
-    started = time.perf_counter()
-    for image in images:
-        augment(image, cfg, rng)
-    ours = rate(len(images), time.perf_counter() - started)
-
-    flow = keras_generator(cfg, seed).flow(images.astype(np.float32), batch_size=32, shuffle=False, seed=seed)
-    started = time.perf_counter()
-    done = sum(len(next(flow)) for _ in range(len(flow)))
-    theirs = rate(done, time.perf_counter() - started)
-    return {
-        "images": len(images),
-        "size": images.shape[1],
-        "ours_images_per_s": ours,
-        "keras_image_data_generator_images_per_s": theirs,
-        "speedup": round(ours / theirs, 2),
-        "meets_target": ours >= TARGET_RATIO * theirs,
-    }
-
-
-def pipeline_files(data: Path, size: int, count: int, seed: int, scratch: Path) -> tuple[list[str], str]:
-    """Training image files at ``size``: the balanced data when it has that size, else generated PNGs."""
-    index = data / "index.csv"
-    if index.exists():
-        rows = pd.read_csv(index)
-        paths = [str(data / p) for p in rows.loc[rows["split"] == "train", "path"]]
-        if paths and cv2.imread(paths[0]).shape[0] == size:
-            return paths[:count], str(data)
-    folder = scratch / f"faces-{size}"
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i, image in enumerate(faces(count, size, seed)):
-        path = folder / f"{i:05d}.png"
-        cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-        paths.append(str(path))
-    return paths, "generated faces (PNG)"
-
-
-def input_pipeline(paths: list[str], size: int, batch: int, classes: int, seed: int) -> dict:
-    """Images/s of the training input pipeline alone: the first pass decodes files, later ones read the cache."""
-    labels = np.arange(len(paths)) % classes
-    ds = tfdata.labelled(tfdata.image_files(paths, size), labels, classes, batch, shuffle_seed=seed)
-    passes = []
-    for _ in range(2):
-        started = time.perf_counter()
-        count = sum(int(images.shape[0]) for images, *_ in ds)
-        passes.append(rate(count, time.perf_counter() - started))
-    return {"images": len(paths), "batch_size": batch, "first_pass_images_per_s": passes[0],
-            "cached_images_per_s": passes[1]}  # fmt: skip
-
-
-def synthetic_batch(size: int, batch: int, classes: int, reconstruction: bool, seed: int):
-    rng = np.random.default_rng(seed)
-    x = rng.uniform(-1, 1, (batch, size, size, 3)).astype(np.float32)
-    y = {"emotion": np.eye(classes, dtype=np.float32)[rng.integers(0, classes, batch)]}
-    if reconstruction:
-        y["reconstruction"] = x
-    return x, y
-
-
-def training(model: keras.Model, cfg: TrainConfig, x, y, steps: int) -> dict:
-    loop.compile_model(model, cfg, cfg.learning_rate)
-    started = time.perf_counter()
-    model.train_on_batch(x, y)  # warm-up: builds the optimizer and traces the step
-    first = time.perf_counter() - started
-    started = time.perf_counter()
-    for _ in range(steps):
-        model.train_on_batch(x, y)
-    return {"batch_size": len(x), "steps": steps, "first_step_s": round(first, 2),
-            "images_per_s": rate(steps * len(x), time.perf_counter() - started)}  # fmt: skip
-
-
-def inference(model: keras.Model, size: int, cfg: TrainConfig, reps: int, latency_reps: int) -> dict:
-    def forward(x):
-        return model(x, training=False)["emotion"]
-
-    if not cfg.run_eagerly:  # one graph for every batch size, as a served model would run
-        spec = tf.TensorSpec((None, size, size, 3), tf.float32)
-        forward = tf.function(forward, input_signature=[spec], jit_compile=cfg.xla)
-    rng = np.random.default_rng(0)
-    batch = rng.uniform(-1, 1, (32, size, size, 3)).astype(np.float32)
-    forward(batch[:1]).numpy()  # warm-up (and tracing)
-    forward(batch).numpy()
-    started = time.perf_counter()
-    for _ in range(reps):
-        forward(batch).numpy()
-    throughput = rate(reps * len(batch), time.perf_counter() - started)
-    latencies = []
-    for i in range(min(latency_reps, len(batch))):
-        started = time.perf_counter()
-        forward(batch[i : i + 1]).numpy()
-        latencies.append((time.perf_counter() - started) * 1000)
-    return {"batch32_images_per_s": throughput, "batch1_median_ms": round(statistics.median(latencies), 2),
-            "latency_calls": latency_reps}  # fmt: skip
-
-
-def variants(cfg: TrainConfig, gpu: bool) -> list[TrainConfig]:
-    """Mixed precision and XLA off and on where a GPU is there; on a CPU float32 and params' XLA setting only."""
-    if not gpu:
-        return [dataclasses.replace(cfg, mixed_precision=False)]
-    return [dataclasses.replace(cfg, mixed_precision=m, xla=x) for m in (False, True) for x in (False, True)]
-
-
 def model_figures(params: Params, name: str, size: int, budget: Budget, gpu: bool) -> list[dict]:
     figures = []
     base = dataclasses.replace(params.train[name], weights=None)  # speed does not depend on the starting weights
     small = size <= params.image_size
     batch = base.batch_size if small else min(base.batch_size, budget.large_batch)
-    for cfg in variants(base, gpu):
+    for cfg in models.variants(base, gpu):
         keras.backend.clear_session()
         keras.mixed_precision.set_global_policy("mixed_float16" if cfg.mixed_precision else "float32")
-        reset_gpu_peaks()
+        system.reset_gpu_peaks()
         model = build(cfg, size, len(params.classes))
-        x, y = synthetic_batch(size, batch, len(params.classes), cfg.unet is not None, params.seed)
+        x, y = models.synthetic_batch(size, batch, len(params.classes), cfg.unet is not None, params.seed)
         entry = {"model": name, "image_size": size, "mixed_precision": cfg.mixed_precision, "xla": cfg.xla,
                  "run_eagerly": cfg.run_eagerly, "parameters": model.count_params()}  # fmt: skip
-        entry["training"] = training(model, cfg, x, y, budget.steps if small else budget.large_steps)
-        entry["inference"] = inference(model, size, cfg, budget.inference_reps, budget.latency_reps)
-        entry["memory"] = peak_memory()
+        entry["training"] = models.training(model, cfg, x, y, budget.steps if small else budget.large_steps)
+        entry["inference"] = models.inference(model, size, cfg, budget.inference_reps, budget.latency_reps)
+        entry["memory"] = system.peak_memory()
         figures.append(entry)
         print(
             f"bench {name} {size}px mp={cfg.mixed_precision} xla={cfg.xla}: "
@@ -259,19 +78,24 @@ def run(params: Params, data: Path, budget: Budget) -> dict:
     started = time.perf_counter()
     keras.utils.set_random_seed(params.seed)
     gpu = bool(tf.config.list_physical_devices("GPU"))
-    results: dict = {"machine": machine(), "budget": dataclasses.asdict(budget), "models": [], "input_pipeline": []}
+    results: dict = {
+        "machine": system.machine(),
+        "budget": dataclasses.asdict(budget),
+        "models": [],
+        "input_pipeline": [],
+    }
     for size in budget.sizes:
         for name in params.train:
             results["models"].extend(model_figures(params, name, size, budget, gpu))
 
-    images = faces(budget.augment_images, params.image_size, params.seed)
-    results["augmentation"] = augmentation(images, params.augment, params.seed)
+    images = data_profile.faces(budget.augment_images, params.image_size, params.seed)
+    results["augmentation"] = data_profile.augmentation(images, params.augment, params.seed)
     with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
         for size in budget.sizes:
-            paths, source = pipeline_files(data, size, budget.pipeline_images, params.seed, Path(scratch))
+            paths, source = data_profile.pipeline_files(data, size, budget.pipeline_images, params.seed, Path(scratch))
             batch = max(m["training"]["batch_size"] for m in results["models"] if m["image_size"] == size)
-            entry = {"image_size": size, "source": source, **input_pipeline(paths, size, batch, len(params.classes),
-                                                                           params.seed)}  # fmt: skip
+            feed = data_profile.input_pipeline(paths, size, batch, len(params.classes), params.seed)
+            entry = {"image_size": size, "source": source, **feed}
             # the first (decoding) pass is the conservative figure; training reads the cache after epoch 1
             entry["ratio_to_training"] = {
                 f"{m['model']} mp={m['mixed_precision']} xla={m['xla']}": round(
@@ -280,9 +104,9 @@ def run(params: Params, data: Path, budget: Budget) -> dict:
                 for m in results["models"]
                 if m["image_size"] == size
             }
-            entry["meets_target"] = min(entry["ratio_to_training"].values()) >= TARGET_RATIO
+            entry["meets_target"] = min(entry["ratio_to_training"].values()) >= data_profile.TARGET_RATIO
             results["input_pipeline"].append(entry)
-    results["memory"] = peak_memory()
+    results["memory"] = system.peak_memory()
     results["seconds"] = round(time.perf_counter() - started, 1)
     return results
 

@@ -1,0 +1,1 @@
+"""The measurements behind `make bench` (pipeline/commands/bench.py): machine, data and model throughput."""
