@@ -1,185 +1,15 @@
-"""Procedural sample dataset: cartoon faces showing six emotions, in the Kaggle "Autistic Children Emotions" layout.
-
-The pipeline has to run end to end offline and in CI without the real photographs, so this module draws stand-ins.
-The emotion is carried only by facial geometry (brows, eyelids, mouth). Identity (skin, hair, eyes, clothes), pose,
-background, lighting and camera noise come from one distribution shared by every class, so a model cannot score by
-colour, brightness, position or file size. Each image has its own numpy Generator keyed by (seed, split, class,
-index): a seed gives byte-identical files whatever the drawing order, and the contact sheet shows the first Train faces.
-"""
+"""Drawing one sample face (pipeline/data/sample): a Look and an expression on a fixed canvas, then placed, lit and
+put through a cheap camera, so that nothing but the facial geometry carries the emotion."""
 
 from __future__ import annotations
-
-import itertools
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-from pipeline import atomic
+from pipeline.data.sample.looks import CANVAS, CX, CY, EMOTIONS, Look, expression
 
-FOLDERS = {
-    "joy": "joy",
-    "sadness": "sadness",
-    "fear": "fear",
-    "anger": "anger",
-    "surprise": "surprise",
-    "natural": "Natural",
-}
-SPLITS = {"train": "Train", "test": "Test"}
-JPEG_QUALITY = 90
-
-# Faces are drawn upright on a fixed canvas, so feature code works in fixed pixel units; _place() then scales, rotates
-# and moves the drawing into the output frame. CX, CY is the head centre on that canvas.
-CANVAS, CX, CY = 320, 160, 140
 _AA, _SHIFT = cv2.LINE_AA, 3  # polygon points carry 3 fractional bits, for smooth curves on a small canvas
 _YY, _XX = np.mgrid[0:CANVAS, 0:CANVAS].astype(np.float32)
-_NAME_STREAM = 2  # seed-sequence tag of the file-name shuffle; images use tag 1
-
-# Palettes (BGR). Skin is a light-to-dark continuum sampled between anchors.
-_SKIN = np.array(
-    [[215, 228, 250], [180, 205, 240], [140, 180, 225], [105, 150, 200], [75, 115, 165], [55, 85, 125], [40, 60, 90]],
-    dtype=np.float64,
-)
-_HAIR = [(20, 22, 25), (30, 45, 70), (40, 70, 110), (90, 160, 210), (40, 70, 150), (160, 160, 165)]
-_IRIS = [(30, 60, 100), (20, 35, 55), (160, 120, 70), (90, 130, 80), (50, 100, 130)]
-
-# Expression parameters, as (low, high) ranges or fixed values; lengths in units of the head's half-width, tear and
-# frown are probabilities. A face starts from _NEUTRAL, takes its emotion's upper-face spec, then one mouth variant.
-Spec = dict[str, float | tuple[float, float]]
-_NEUTRAL: Spec = {
-    "brow_raise": (-0.01, 0.03),
-    "brow_tilt": (-0.015, 0.015),
-    "brow_arch": (0.02, 0.05),
-    "brow_in": (0.0, 0.03),
-    "eye_open": (0.42, 0.55),
-    "eye_scale": (0.95, 1.05),
-    "lid_cover": (0.0, 0.1),
-    "lid_tilt": 0.0,
-    "lower_lid": 0.0,
-    "iris": (0.52, 0.6),
-    "mouth_w": (0.3, 0.4),
-    "mouth_curve": (-0.015, 0.025),
-    "mouth_open": 0.0,
-    "mouth_top": 0.5,
-    "mouth_round": 0.5,
-    "teeth": 0,
-    "cheek": 0,
-    "tear": 0.0,
-    "frown": 0.0,
-}
-_EMOTIONS: dict[str, tuple[Spec, list[Spec]]] = {
-    "natural": ({}, [{}]),
-    "joy": (
-        {"brow_raise": (0.02, 0.06), "eye_open": (0.3, 0.42), "lower_lid": (0.25, 0.45), "cheek": 1},
-        [
-            {"mouth_w": (0.45, 0.58), "mouth_curve": (0.13, 0.2)},
-            {
-                "mouth_w": (0.45, 0.58),
-                "mouth_curve": (0.12, 0.18),
-                "mouth_open": (0.16, 0.26),
-                "mouth_top": (0.04, 0.12),
-                "mouth_round": 0.8,
-                "teeth": 1,
-            },
-        ],
-    ),
-    "sadness": (
-        {
-            "brow_tilt": (0.08, 0.13),
-            "brow_arch": (-0.02, 0.01),
-            "brow_in": (0.03, 0.07),
-            "eye_open": (0.36, 0.46),
-            "lid_cover": (0.2, 0.35),
-            "lid_tilt": (-0.5, -0.3),
-            "tear": 0.5,
-        },
-        [{"mouth_w": (0.28, 0.38), "mouth_curve": (-0.17, -0.11)}],
-    ),
-    "fear": (
-        {
-            "brow_raise": (0.07, 0.11),
-            "brow_tilt": (0.05, 0.09),
-            "brow_arch": (-0.01, 0.02),
-            "brow_in": (0.06, 0.1),
-            "eye_open": (0.8, 0.95),
-            "eye_scale": (1.05, 1.15),
-            "iris": (0.36, 0.44),
-        },
-        [
-            {
-                "mouth_w": (0.42, 0.52),
-                "mouth_curve": (-0.06, -0.02),
-                "mouth_open": (0.15, 0.21),
-                "mouth_round": (0.4, 0.6),
-            },
-            {
-                "mouth_w": (0.42, 0.52),
-                "mouth_curve": (-0.06, -0.02),
-                "mouth_open": (0.16, 0.21),
-                "mouth_round": 0.4,
-                "teeth": 1,
-            },
-        ],
-    ),
-    "anger": (
-        {
-            "brow_raise": (-0.06, -0.03),
-            "brow_tilt": (-0.13, -0.09),
-            "brow_arch": (-0.01, 0.02),
-            "brow_in": (0.06, 0.1),
-            "eye_open": (0.3, 0.4),
-            "lid_tilt": (0.35, 0.55),
-            "lid_cover": (0.05, 0.15),
-            "frown": 0.7,
-        },
-        [
-            {"mouth_w": (0.28, 0.36), "mouth_curve": (-0.06, -0.02)},
-            {
-                "mouth_w": (0.34, 0.44),
-                "mouth_curve": (-0.05, -0.02),
-                "mouth_open": (0.08, 0.11),
-                "mouth_round": (0.2, 0.3),
-                "teeth": 2,
-            },
-        ],
-    ),
-    "surprise": (
-        {
-            "brow_raise": (0.13, 0.18),
-            "brow_tilt": (0.0, 0.03),
-            "brow_arch": (0.07, 0.11),
-            "eye_open": (0.85, 1.0),
-            "eye_scale": (1.05, 1.15),
-            "iris": (0.4, 0.48),
-        },
-        [{"mouth_w": (0.13, 0.19), "mouth_curve": 0.0, "mouth_open": (0.22, 0.3)}],
-    ),
-}
-
-
-class _Look:
-    """Who is pictured: drawn from one distribution for every emotion, so identity never hints at the label."""
-
-    def __init__(self, rng: np.random.Generator) -> None:
-        k, anchors = rng.uniform(0, len(_SKIN) - 1), np.arange(len(_SKIN))
-        self.skin = np.clip([np.interp(k, anchors, _SKIN[:, ch]) for ch in range(3)] + rng.normal(0, 5, 3), 0, 255)
-        self.hair = np.clip(np.array(_HAIR[rng.integers(len(_HAIR))]) + rng.normal(0, 8, 3), 0, 255)
-        self.iris = np.array(_IRIS[rng.integers(len(_IRIS))], dtype=np.float64)
-        self.shirt = rng.uniform(30, 230, 3)
-        self.hair_style = int(rng.integers(4))  # 0 none, 1 cap, 2 long, 3 curly
-        self.hairline, self.sweep = rng.uniform(0.55, 0.72), rng.uniform(-0.12, 0.12)
-        self.rx, self.ry, self.jaw = rng.uniform(62, 72), rng.uniform(80, 90), rng.uniform(0.05, 0.2)
-        self.eye_dx, self.eye_w = self.rx * rng.uniform(0.36, 0.42), self.rx * rng.uniform(0.17, 0.2)
-        self.eye_y, self.mouth_y = CY + self.ry * rng.uniform(-0.02, 0.06), CY + self.ry * rng.uniform(0.5, 0.58)
-        self.gaze = rng.uniform(-0.25, 0.25, 2)
-        self.nose_style, self.blush = int(rng.integers(2)), float(rng.uniform(0.0, 0.35))
-
-
-def _expression(emotion: str, rng: np.random.Generator) -> dict[str, float]:
-    """Sample one face's expression: the class's ranges, with per-face variation of every feature's intensity."""
-    upper, mouths = _EMOTIONS[emotion]
-    spec = {**_NEUTRAL, **upper, **mouths[int(rng.integers(len(mouths)))]}
-    return {k: float(rng.uniform(*v)) if isinstance(v, tuple) else float(v) for k, v in spec.items()}
 
 
 def _c(bgr: np.ndarray | tuple[float, ...], k: float = 1.0) -> tuple[float, float, float, float]:
@@ -201,7 +31,7 @@ def _line(img: np.ndarray, xs: np.ndarray, ys: np.ndarray, color: tuple[float, .
     cv2.polylines(img, [_pts(xs, ys)], False, color, max(1, round(width)), _AA, _SHIFT)
 
 
-def _draw_head(img: np.ndarray, look: _Look) -> None:
+def _draw_head(img: np.ndarray, look: Look) -> None:
     """Shoulders, neck, ears, hair and the head itself, back to front."""
     rx, ry, skin, hair = look.rx, look.ry, look.skin, look.hair
     cv2.ellipse(img, (CX, CANVAS + 10), (int(rx * 2.1), 85), 0, 0, 360, _c(look.shirt), -1, _AA)
@@ -228,7 +58,7 @@ def _draw_head(img: np.ndarray, look: _Look) -> None:
             cv2.circle(img, centre, int(0.3 * rx), _c(hair), -1, _AA)
 
 
-def _draw_eye(img: np.ndarray, look: _Look, ex: dict[str, float], side: int) -> None:
+def _draw_eye(img: np.ndarray, look: Look, ex: dict[str, float], side: int) -> None:
     """An almond eye: lids shape the visible sclera; iris and pupil are clipped to it. t = -1 is the inner corner."""
     cx, cy, w, t = CX + side * look.eye_dx, look.eye_y, look.eye_w * ex["eye_scale"], np.linspace(-1, 1, 41)
     h = w * ex["eye_open"]
@@ -249,7 +79,7 @@ def _draw_eye(img: np.ndarray, look: _Look, ex: dict[str, float], side: int) -> 
     _line(img, xs, lower, _c(look.skin, 0.55), 0.08 * w)
 
 
-def _draw_brow(img: np.ndarray, look: _Look, ex: dict[str, float], side: int) -> None:
+def _draw_brow(img: np.ndarray, look: Look, ex: dict[str, float], side: int) -> None:
     """A tapered brow; raise lifts it, tilt > 0 lifts the inner end (sad, afraid), tilt < 0 drops it (angry)."""
     u, t = look.rx, np.linspace(-1, 1, 25)
     xs = CX + side * (look.eye_dx - ex["brow_in"] * u + t * look.eye_w * 1.25)
@@ -258,7 +88,7 @@ def _draw_brow(img: np.ndarray, look: _Look, ex: dict[str, float], side: int) ->
     _fill(img, np.r_[xs, xs[::-1]], np.r_[y - thick, (y + thick)[::-1]], _c(look.hair, 0.7))
 
 
-def _draw_mouth(img: np.ndarray, look: _Look, ex: dict[str, float]) -> None:
+def _draw_mouth(img: np.ndarray, look: Look, ex: dict[str, float]) -> None:
     """Corners rise by mouth_curve (smile) or drop (frown); an opening of mouth_open splits into two lip curves."""
     u, lips, t = look.rx, _c(look.skin * np.array([0.75, 0.7, 0.95]), 0.85), np.linspace(-1, 1, 41)
     xs, base = CX + t * ex["mouth_w"] * u, look.mouth_y - ex["mouth_curve"] * u * t**2
@@ -286,7 +116,7 @@ def _draw_mouth(img: np.ndarray, look: _Look, ex: dict[str, float]) -> None:
     cv2.polylines(img, [_pts(np.r_[xs, xs[::-1]], np.r_[upper, lower[::-1]])], True, lips, int(0.045 * u), _AA, _SHIFT)
 
 
-def _draw_details(img: np.ndarray, look: _Look, ex: dict[str, float], rng: np.random.Generator) -> None:
+def _draw_details(img: np.ndarray, look: Look, ex: dict[str, float], rng: np.random.Generator) -> None:
     """Nose, cheeks, smile lines, frown lines and tears."""
     u, shadow, ny = look.rx, _c(look.skin, 0.6), CY + 0.3 * look.ry
     if look.nose_style == 0:  # a soft "u" with nostrils
@@ -322,7 +152,7 @@ def _draw_details(img: np.ndarray, look: _Look, ex: dict[str, float], rng: np.ra
         cv2.circle(img, (int(x), int(y)), int(0.05 * u), _c((240, 200, 150)), -1, _AA)
 
 
-def _light(img: np.ndarray, look: _Look, rng: np.random.Generator) -> None:
+def _light(img: np.ndarray, look: Look, rng: np.random.Generator) -> None:
     """Directional light and a darker rim, so the flat drawing reads as a rounded, lit head."""
     a, k = rng.uniform(0, 2 * np.pi), rng.uniform(0.05, 0.25)
     gain = 1 + k * ((_XX - CX) * np.cos(a) + (_YY - CY) * np.sin(a)) / look.rx
@@ -343,7 +173,7 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
     return np.clip(c1 + blobs, 0, 255).astype(np.float32)
 
 
-def _place(layer: np.ndarray, look: _Look, rng: np.random.Generator, size: int) -> np.ndarray:
+def _place(layer: np.ndarray, look: Look, rng: np.random.Generator, size: int) -> np.ndarray:
     """Scale, rotate and move the drawing into the frame. Anti-aliased drawing on a transparent canvas gives
     premultiplied BGRA, so resampling is exact; BORDER_REPLICATE continues the shirt past the canvas's bottom edge."""
     fill = rng.uniform(0.55, 0.85)  # head height as a fraction of the frame
@@ -368,9 +198,9 @@ def _camera(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def draw_face(emotion: str, rng: np.random.Generator, size: int) -> np.ndarray:
     """Draw one face showing ``emotion`` (a key of FOLDERS) as a size x size uint8 BGR image."""
-    if emotion not in _EMOTIONS or size < 16:
-        raise ValueError(f"cannot draw {emotion!r} at {size} px: need one of {list(FOLDERS)} and size >= 16")
-    look, ex, layer = _Look(rng), _expression(emotion, rng), np.zeros((CANVAS, CANVAS, 4), np.uint8)
+    if emotion not in EMOTIONS or size < 16:
+        raise ValueError(f"cannot draw {emotion!r} at {size} px: need one of {list(EMOTIONS)} and size >= 16")
+    look, ex, layer = Look(rng), expression(emotion, rng), np.zeros((CANVAS, CANVAS, 4), np.uint8)
     _draw_head(layer, look)
     for side in (-1, 1):
         _draw_eye(layer, look, ex, side)
@@ -381,65 +211,3 @@ def draw_face(emotion: str, rng: np.random.Generator, size: int) -> np.ndarray:
     face = _place(layer, look, rng, size)
     bg = _background(rng, size)
     return _camera(face[..., :3] + bg * (1 - face[..., 3:] / 255), rng)
-
-
-def _image_rng(seed: int, split: str, emotion: str, i: int) -> np.random.Generator:
-    """The one Generator of an image: depends only on its key, never on what was drawn before it."""
-    return np.random.default_rng([seed, 1, list(SPLITS).index(split), list(FOLDERS).index(emotion), i])
-
-
-def _encode(ext: str, img: np.ndarray, flags: list[int] | None = None) -> bytes:
-    ok, data = cv2.imencode(ext, img, flags or [])
-    if not ok:
-        raise RuntimeError(f"OpenCV could not encode a {ext} image")
-    return data.tobytes()
-
-
-def generate(out_dir: Path, counts: dict[str, dict[str, int]], seed: int, size: int) -> dict[str, int]:
-    """Write ``counts`` faces per split and class as JPEGs in the Kaggle layout; returns the files written per split.
-
-    counts is like {"train": {"joy": 140, ...}, "test": {...}}. Files are named img_NNNN.jpg with numbers shuffled
-    over the whole dataset, so neither name nor order gives a label away. The folder appears whole or not at all.
-    """
-    out_dir = Path(out_dir)
-    for split, per_class in counts.items():
-        for name, n in per_class.items():
-            if split not in SPLITS or name not in FOLDERS or int(n) < 0:
-                raise ValueError(
-                    f"counts[{split!r}][{name!r}] = {n!r}: need a split of {list(SPLITS)}, a class of "
-                    f"{list(FOLDERS)} and a count >= 0"
-                )
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise ValueError(f"{out_dir} already exists and is not empty; sample data is written only to a new folder")
-    jobs = [
-        (split, name, i)
-        for split in SPLITS
-        if split in counts
-        for name in FOLDERS
-        for i in range(int(counts[split].get(name, 0)))
-    ]
-    numbers = np.random.default_rng([seed, _NAME_STREAM]).permutation(len(jobs))
-    with atomic.directory(out_dir) as tmp:
-        for split, name in itertools.product(counts, FOLDERS):  # every class folder, even one left empty
-            (tmp / SPLITS[split] / FOLDERS[name]).mkdir(parents=True)
-        for (split, name, i), number in zip(jobs, numbers, strict=True):
-            jpeg = _encode(
-                ".jpg",
-                draw_face(name, _image_rng(seed, split, name, i), size),
-                [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY],
-            )
-            (tmp / SPLITS[split] / FOLDERS[name] / f"img_{number:04d}.jpg").write_bytes(jpeg)
-    return {split: sum(int(n) for n in counts[split].values()) for split in counts}
-
-
-def preview(out_png: Path, seed: int, size: int, per_class: int = 6) -> None:
-    """Write a PNG contact sheet: one labelled row per emotion, showing the first ``per_class`` training faces."""
-    pad, label_w = 4, 110
-    sheet = np.full((len(FOLDERS) * (size + pad) + pad, label_w + per_class * (size + pad) + pad, 3), 255, np.uint8)
-    for row, name in enumerate(FOLDERS):
-        y = pad + row * (size + pad)
-        cv2.putText(sheet, name, (pad, y + size // 2 + 5), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1, _AA)
-        for i in range(per_class):
-            x = label_w + i * (size + pad)
-            sheet[y : y + size, x : x + size] = draw_face(name, _image_rng(seed, "train", name, i), size)
-    atomic.write_bytes(out_png, _encode(".png", sheet))
