@@ -1,7 +1,9 @@
 """Reading images from disk: strict inspection for validation, and RGB arrays for everything downstream.
 
 Raw files are only ever opened for reading. Grayscale, RGBA, palette and 16-bit images are accepted and converted
-to 8-bit RGB, so one reader serves validation, augmentation, evaluation and prediction alike.
+to 8-bit RGB, so one reader serves validation, augmentation, evaluation and prediction alike. Every image is read
+upright: a camera that stores its pixels sideways with an EXIF orientation tag (most phones do) is turned as a viewer
+would show it, so sizes, crops, boxes and training all see the picture the way a person does.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import ExifTags, Image, UnidentifiedImageError
 
 # Pillow refuses decompression bombs by default at ~179 Mpx; we keep a clear bound of our own.
 MAX_PIXELS = 100_000_000
@@ -58,6 +60,29 @@ def _pil_open(data: bytes, name: str) -> Image.Image:
     return img
 
 
+def orientation(data: bytes) -> int:
+    """The EXIF orientation tag of an encoded image (1, upright, when there is none or it cannot be read)."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            value = img.getexif().get(ExifTags.Base.Orientation, 1)
+    except (OSError, SyntaxError, ValueError):
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def upright(array: np.ndarray, tag: int) -> np.ndarray:
+    """``array`` as stored, turned as EXIF orientation ``tag`` says a viewer shows it."""
+    if tag in (5, 6, 7, 8):
+        array = np.swapaxes(array, 0, 1)  # transpose: the four tags that swap width and height
+    turn = {2: (False, True), 3: (True, True), 4: (True, False), 6: (False, True), 7: (True, True), 8: (True, False)}
+    flip_rows, flip_cols = turn.get(tag, (False, False))
+    if flip_rows:
+        array = array[::-1]
+    if flip_cols:
+        array = array[:, ::-1]
+    return np.ascontiguousarray(array)
+
+
 def to_rgb8(array: np.ndarray) -> np.ndarray:
     """Any cv2-decoded array (gray, BGR, BGRA; 8 or 16 bit) -> 8-bit RGB."""
     if array.dtype == np.uint16:
@@ -77,7 +102,7 @@ def decode_rgb(data: bytes, name: str = "<bytes>") -> np.ndarray:
     array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if array is None:
         raise ImageReadError(f"{name}: {_problem(data)}")
-    return to_rgb8(array)
+    return upright(to_rgb8(array), orientation(data))
 
 
 def read_rgb(path: str | Path) -> np.ndarray:
@@ -112,10 +137,10 @@ def inspect(path: str | Path) -> ImageInfo:
     array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if array is None:
         raise ImageReadError(f"{path}: {img.format} image that OpenCV cannot decode")
-    gray = cv2.cvtColor(to_rgb8(array), cv2.COLOR_RGB2GRAY)
+    gray = cv2.cvtColor(upright(to_rgb8(array), orientation(data)), cv2.COLOR_RGB2GRAY)
     return ImageInfo(
-        width=img.width,
-        height=img.height,
+        width=gray.shape[1],
+        height=gray.shape[0],
         channels=1 if array.ndim == 2 else array.shape[2],
         bit_depth=array.dtype.itemsize * 8,
         format=(img.format or "unknown").lower(),
