@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from dataclasses import asdict, fields
 from pathlib import Path
 
@@ -22,6 +24,38 @@ def walk(root: Path) -> list[Path]:
         dirnames.sort()
         files.extend(Path(dirpath) / name for name in sorted(filenames))
     return files
+
+
+def linked_folders(root: Path) -> list[Path]:
+    """Folders under ``root`` that are symbolic links: the walk does not follow them (a link loop would never end)."""
+    return [
+        Path(dirpath) / name
+        for dirpath, dirnames, _ in os.walk(root)
+        for name in sorted(dirnames)
+        if (Path(dirpath) / name).is_symlink()
+    ]
+
+
+def unusable(file: Path) -> str | None:
+    """Why ``file`` cannot be opened as an image without risk, or None. Checked before any open: a FIFO would block
+    the reader forever, a device could stream without end."""
+    try:
+        mode = file.lstat().st_mode
+        if stat.S_ISLNK(mode):
+            try:
+                mode = file.stat().st_mode
+            except OSError as exc:
+                target = os.readlink(file)
+                what = "a symbolic link loop" if exc.errno == errno.ELOOP else f"a dangling symbolic link (to {target})"
+                return f"{what}: replace it with the image file or remove it"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    if not stat.S_ISREG(mode):
+        kind = "FIFO" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode) else "device or special file"
+        return f"not a regular file ({kind}), never opened: remove it from the raw data"
+    if not os.access(file, os.R_OK):
+        return "cannot be read (permission denied): give the pipeline read access (chmod a+r)"
+    return None
 
 
 def build(
@@ -50,11 +84,28 @@ def build(
             "error": None,
             "leaks_with": None,
         }
-        try:
-            row.update(asdict(inspect(file)))
-        except ImageReadError as exc:
-            row["error"] = str(exc).removeprefix(f"{file}: ")
+        row["error"] = unusable(file)
+        if row["error"] is None:
+            try:
+                row.update(asdict(inspect(file)))
+            except ImageReadError as exc:
+                row["error"] = str(exc).removeprefix(f"{file}: ")
+            except OSError as exc:
+                row["error"] = f"cannot be read ({exc.strerror})"
         rows.append(row)
+    for folder in linked_folders(raw):
+        rel = folder.relative_to(raw)
+        rows.append(
+            {
+                "path": rel.as_posix() + "/",
+                "split": class_names.split_of(rel.parts[0], split_folders) if len(rel.parts) == 2 else None,
+                "folder": rel.as_posix(),
+                "label": class_names.normalise(rel.parts[1], classes, aliases) if len(rel.parts) == 2 else None,
+                "extension": "",
+                "error": "a folder that is a symbolic link, not followed: put the images themselves in the folder",
+                "leaks_with": None,
+            }
+        )
     frame = pd.DataFrame(rows, columns=COLUMNS)
     frame["leaks_with"] = _leaks(frame, near_duplicate_max_distance)
     return frame
