@@ -223,13 +223,13 @@ def inference(model: keras.Model, size: int, cfg: TrainConfig, reps: int, latenc
 def variants(cfg: TrainConfig, gpu: bool) -> list[TrainConfig]:
     """Mixed precision and XLA off and on where a GPU is there; on a CPU float32 and params' XLA setting only."""
     if not gpu:
-        return [dataclasses.replace(cfg, mixed_precision=False)]
-    return [dataclasses.replace(cfg, mixed_precision=m, xla=x) for m in (False, True) for x in (False, True)]
+        return [cfg.model_copy(update={"mixed_precision": False})]
+    return [cfg.model_copy(update={"mixed_precision": m, "xla": x}) for m in (False, True) for x in (False, True)]
 
 
 def model_figures(params: Params, name: str, size: int, budget: Budget, gpu: bool) -> list[dict]:
     figures = []
-    base = dataclasses.replace(params.train[name], weights=None)  # speed does not depend on the starting weights
+    base = params.train[name].model_copy(update={"weights": None})  # speed does not depend on the starting weights
     small = size <= params.image_size
     batch = base.batch_size if small else min(base.batch_size, budget.large_batch)
     for cfg in variants(base, gpu):

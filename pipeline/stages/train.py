@@ -83,7 +83,7 @@ def compile_model(model: keras.Model, cfg: TrainConfig, learning_rate: float) ->
 
 def fingerprint(cfg: TrainConfig, params: Params, index_file: Path) -> str:
     """What the training state depends on: a changed knob or dataset must not resume stale weights."""
-    blob = json.dumps([dataclasses.asdict(cfg), params.image_size, params.seed, params.classes], sort_keys=True)
+    blob = json.dumps([cfg.model_dump(), params.image_size, params.seed, params.classes], sort_keys=True)
     return hashlib.sha256(blob.encode() + index_file.read_bytes()).hexdigest()[:16]
 
 

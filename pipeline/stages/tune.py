@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import dataclasses
 import hashlib
 import io
 import json
@@ -32,9 +31,9 @@ BUDGET_KEYS = ("max_trials", "time_cap_s")
 
 
 def search_key(params: Params, name: str, index_file: Path) -> str:
-    tune = {k: v for k, v in dataclasses.asdict(params.tune).items() if k not in BUDGET_KEYS}
+    tune = {k: v for k, v in params.tune.model_dump().items() if k not in BUDGET_KEYS}
     blob = json.dumps(
-        [tune, dataclasses.asdict(params.train[name]), params.image_size, params.seed, params.classes], sort_keys=True
+        [tune, params.train[name].model_dump(), params.image_size, params.seed, params.classes], sort_keys=True
     )
     return hashlib.sha256(blob.encode() + index_file.read_bytes()).hexdigest()[:16]
 
