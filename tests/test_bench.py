@@ -5,7 +5,6 @@ Speeds are never asserted (they depend on the machine and on what else runs); on
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import numbers
 
@@ -64,7 +63,7 @@ def test_quick_bench_sets_input_pipeline_and_augmentation_beside_their_baselines
 
 
 def test_gpu_variants_cover_mixed_precision_and_xla(params):
-    cfg = dataclasses.replace(params.train["irv2"], mixed_precision=True, xla=False)
+    cfg = params.train["irv2"].model_copy(update={"mixed_precision": True, "xla": False})
     assert [(c.mixed_precision, c.xla) for c in models.variants(cfg, gpu=True)] == [
         (False, False),
         (False, True),

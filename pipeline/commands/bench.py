@@ -48,7 +48,7 @@ QUICK = Budget([], 1, 1, 2, inference_reps=1, latency_reps=2, augment_images=16,
 
 def model_figures(params: Params, name: str, size: int, budget: Budget, gpu: bool) -> list[dict]:
     figures = []
-    base = dataclasses.replace(params.train[name], weights=None)  # speed does not depend on the starting weights
+    base = params.train[name].model_copy(update={"weights": None})  # speed does not depend on the starting weights
     small = size <= params.image_size
     batch = base.batch_size if small else min(base.batch_size, budget.large_batch)
     for cfg in models.variants(base, gpu):

@@ -226,7 +226,7 @@ def main(params: Params, argv: list[str]) -> None:
             raise SystemExit(NOTHING_NEW)
         return
     if args.action == "apply":
-        message = json.dumps({**run, "split": SPLIT, "gate": asdict(params.promote),
+        message = json.dumps({**run, "split": SPLIT, "gate": params.promote.model_dump(),
                               "figures": {d.name: {"challenger": d.challenger, "champions": d.champions}
                                           for d in decisions if d.action == "promote"}}, indent=1)  # fmt: skip
         tags = promote(root, decisions, params.promote, message, [root / args.metrics, root / args.report],

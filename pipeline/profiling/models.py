@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import statistics
 import time
 
@@ -63,5 +62,5 @@ def inference(model: keras.Model, size: int, cfg: TrainConfig, reps: int, latenc
 def variants(cfg: TrainConfig, gpu: bool) -> list[TrainConfig]:
     """Mixed precision and XLA off and on where a GPU is there; on a CPU float32 and params' XLA setting only."""
     if not gpu:
-        return [dataclasses.replace(cfg, mixed_precision=False)]
-    return [dataclasses.replace(cfg, mixed_precision=m, xla=x) for m in (False, True) for x in (False, True)]
+        return [cfg.model_copy(update={"mixed_precision": False})]
+    return [cfg.model_copy(update={"mixed_precision": m, "xla": x}) for m in (False, True) for x in (False, True)]

@@ -22,7 +22,7 @@ from pipeline.training.metrics import classification_metrics
 
 def fingerprint(cfg: TrainConfig, params: Params, index_file: Path) -> str:
     """What the training state depends on: a changed knob or dataset must not resume stale weights."""
-    return state.inputs_key([config.as_dict(cfg), params.image_size, params.seed, params.classes], index_file)
+    return state.inputs_key([cfg.model_dump(), params.image_size, params.seed, params.classes], index_file)
 
 
 def tuned(cfg: TrainConfig, hparams: Path | None) -> TrainConfig:

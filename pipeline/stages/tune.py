@@ -14,7 +14,7 @@ import io
 import time
 from pathlib import Path
 
-from pipeline import atomic, config
+from pipeline import atomic
 from pipeline.config import Params
 from pipeline.training import state
 from pipeline.tuning import evolution, keras_search, records, space, trial
@@ -25,8 +25,8 @@ BUDGET_KEYS = ("max_trials", "time_cap_s")
 
 
 def search_key(params: Params, name: str, index_file: Path) -> str:
-    tune = {k: v for k, v in config.as_dict(params.tune).items() if k not in BUDGET_KEYS}
-    settings = [tune, config.as_dict(params.train[name]), params.image_size, params.seed, params.classes]
+    tune = {k: v for k, v in params.tune.model_dump().items() if k not in BUDGET_KEYS}
+    settings = [tune, params.train[name].model_dump(), params.image_size, params.seed, params.classes]
     return state.inputs_key(settings, index_file)
 
 

@@ -7,7 +7,6 @@ always the full InceptionResNetV2, so building one costs a few seconds and nothi
 
 from __future__ import annotations
 
-import dataclasses
 import urllib.error
 
 import h5py
@@ -80,7 +79,7 @@ def test_irv2_builds_with_softmax_over_the_classes(tiny_params):
 
 def test_unet_rejects_a_decoder_of_the_wrong_depth(tiny_params):
     cfg = tiny_params.train["irv2_unet"]
-    cfg = dataclasses.replace(cfg, unet=dataclasses.replace(cfg.unet, decoder_filters=[8, 8, 8]))
+    cfg = cfg.model_copy(update={"unet": cfg.unet.model_copy(update={"decoder_filters": [8, 8, 8]})})
     with pytest.raises(ValueError, match="decoder_filters needs 5 entries"):
         build(cfg, 75, len(tiny_params.classes))
 

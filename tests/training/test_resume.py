@@ -8,7 +8,6 @@ these to seconds; the same code path runs the real models, and tests/training/te
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import keras
@@ -67,15 +66,16 @@ def dataset() -> tf.data.Dataset:
 
 @pytest.fixture
 def cfg(params):
-    return dataclasses.replace(
-        params.train["irv2"],
-        epochs=3,
-        finetune_epochs=0,
-        batch_size=4,
-        early_stopping_patience=100,
-        reduce_lr_patience=100,
-        mixed_precision=False,
-        xla=False,
+    return params.train["irv2"].model_copy(
+        update={
+            "epochs": 3,
+            "finetune_epochs": 0,
+            "batch_size": 4,
+            "early_stopping_patience": 100,
+            "reduce_lr_patience": 100,
+            "mixed_precision": False,
+            "xla": False,
+        }
     )
 
 
@@ -105,7 +105,7 @@ def test_crashed_phase_resumes_after_last_finished_epoch(monkeypatch, cfg, tmp_p
 
 def test_crash_in_first_of_two_phases_keeps_second_phase_epochs(monkeypatch, cfg, tmp_path):
     # regression: BackupAndRestore's restored epoch stayed on the model and phase 2 restarted at phase 1's epoch
-    cfg = dataclasses.replace(cfg, weights="pretrained.weights.h5", finetune_epochs=2, unfreeze_top_layers=1)
+    cfg = cfg.model_copy(update={"weights": "pretrained.weights.h5", "finetune_epochs": 2, "unfreeze_top_layers": 1})
     state = tmp_path / "state"
     state.mkdir()
     with pytest.raises(Crash):
@@ -117,7 +117,7 @@ def test_crash_in_first_of_two_phases_keeps_second_phase_epochs(monkeypatch, cfg
 
 
 def test_crash_in_second_phase_does_not_rerun_the_first(monkeypatch, cfg, tmp_path):
-    cfg = dataclasses.replace(cfg, weights="pretrained.weights.h5", finetune_epochs=2, unfreeze_top_layers=1)
+    cfg = cfg.model_copy(update={"weights": "pretrained.weights.h5", "finetune_epochs": 2, "unfreeze_top_layers": 1})
     state = tmp_path / "state"
     state.mkdir()
     with pytest.raises(Crash):
@@ -133,7 +133,7 @@ def test_state_of_other_inputs_is_discarded(cfg, params, tmp_path):
     index = tmp_path / "index.csv"
     index.write_text("path,split,label\na.png,train,joy\n")
     key = train.fingerprint(cfg, params, index)
-    assert train.fingerprint(dataclasses.replace(cfg, learning_rate=0.5), params, index) != key
+    assert train.fingerprint(cfg.model_copy(update={"learning_rate": 0.5}), params, index) != key
     index.write_text("path,split,label\nb.png,train,joy\n")
     assert train.fingerprint(cfg, params, index) != key
 

@@ -79,7 +79,9 @@ def test_baseline_is_brought_into_the_space(params, dims):
         ({"learning_rate": {"low": 0.0, "high": 0.1, "log": True}}, "needs low < high (and low > 0 on a log scale)"),
         ({"optimizer": {"choice": ["adam", "rmsprop"]}}, "tune.space.optimizer.choice[1]: 'rmsprop' is not one of"),
         ({"head_units": {"choice": []}}, "tune.space.head_units.choice: give at least one value"),
-        ({"dropout": {"low": 0.1}}, "tune.space.dropout: {'low': 0.1} does not match"),
+        ({"dropout": {"low": 0.1}}, "tune.space.dropout.high: missing key"),
+        ({"dropout": [0.1, 0.5]}, "tune.space.dropout: give a range {low, high, log} or a choice {choice: [...]}"),
+        ({"dropout": {"choice": [0.1, 1.5]}}, "tune.space.dropout.choice[1]: 1.5 is outside [0, 1)"),
     ],
 )
 def test_space_mistakes_are_clear_errors(raw_params, space_override, message):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import cv2
@@ -129,7 +128,7 @@ def test_confusion_png_is_an_image(tmp_path):
 
 def test_test_split_crops_faces_when_training_did(tiny_raw):
     params = tiny_models.params()
-    params = dataclasses.replace(params, augment=dataclasses.replace(params.augment, face_crop=True))
+    params = params.model_copy(update={"augment": params.augment.model_copy(update={"face_crop": True})})
     paths = sorted(p.relative_to(tiny_raw).as_posix() for p in (tiny_raw / "Test").rglob("*.jpg"))
     manifest = pd.DataFrame({"path": paths, "split": "test", "label": "joy", "error": None})
     rows, images, missing = evaluate.test_split(manifest, tiny_raw, params)

@@ -189,7 +189,7 @@ def test_render_csv_and_json(model, whole, found_faces, tmp_path):
 def test_auto_follows_the_training_face_crop():
     params = tiny_models.params()
     assert predict.settings(params, "auto", None).faces == ("detect" if params.augment.face_crop else "whole")
-    cropped = dataclasses.replace(params, augment=dataclasses.replace(params.augment, face_crop=True))
+    cropped = params.model_copy(update={"augment": params.augment.model_copy(update={"face_crop": True})})
     assert predict.settings(cropped, "auto", None).faces == "detect"
     assert predict.settings(cropped, "whole", 4).video_frame_step == 4
 

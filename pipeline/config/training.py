@@ -1,0 +1,45 @@
+"""train.<model>: the knobs of one model's training, which a search (tune.space) may also set."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import model_validator
+
+from pipeline.config import rules
+from pipeline.config.errors import problem
+from pipeline.config.rules import Count, Fraction, Strict, nonempty, within
+
+
+class UnetConfig(Strict):
+    decoder_filters: Annotated[list[Count], nonempty()]
+    reconstruction_weight: Annotated[float, within(0)]
+
+
+class TrainConfig(Strict):
+    architecture: Literal["irv2", "irv2_unet"]
+    weights: Annotated[str | None, rules.named]
+    head_units: Count
+    dropout: Fraction
+    optimizer: Literal["adam", "sgd"]
+    learning_rate: Annotated[float, within(0, above=True)]
+    momentum: Fraction
+    batch_size: Count
+    epochs: Count
+    finetune_epochs: Annotated[int, within(0)]
+    finetune_learning_rate: Annotated[float, within(0, above=True)]
+    unfreeze_top_layers: Annotated[int, within(0)]
+    label_smoothing: Fraction
+    class_weight: Literal["balanced", "none"]
+    early_stopping_patience: Annotated[int, within(0)]  # Keras: 0 stops at the first epoch without improvement
+    reduce_lr_patience: Annotated[int, within(0)]
+    mixed_precision: bool
+    xla: bool
+    run_eagerly: bool
+    unet: UnetConfig | None
+
+    @model_validator(mode="after")
+    def _unet_for_irv2_unet(self) -> TrainConfig:
+        if (self.architecture == "irv2_unet") != (self.unet is not None):
+            raise problem("give it for architecture irv2_unet (and only then)", "unet")
+        return self
