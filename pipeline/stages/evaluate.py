@@ -22,7 +22,7 @@ from pipeline import atomic
 from pipeline.config import Params
 from pipeline.data import faces
 from pipeline.data.images import read_rgb
-from pipeline.evaluation import explain
+from pipeline.evaluation import draw, explain
 from pipeline.evaluation import report as evaluation_report
 from pipeline.serving import inference
 from pipeline.training.metrics import classification_metrics
@@ -92,7 +92,7 @@ def gradcam_panels(model: keras.Model, name: str, images: np.ndarray, params: Pa
         [
             (
                 f"{name} {t.title}: {params.classes[result.explained[i]]} {result.probabilities[i].max():.2f}",
-                explain.overlay(image, result.heatmaps[t.title][i]),
+                draw.overlay(image, result.heatmaps[t.title][i]),
             )
             for t in result.targets
         ]
