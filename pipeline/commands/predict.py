@@ -215,7 +215,7 @@ def main(params: Params, argv: list[str]) -> None:
     )
     parser.add_argument("paths", nargs="+", type=Path, help="image files, folders (searched recursively), videos")
     parser.add_argument("--model", required=True, help=registry.MODEL_HELP)
-    parser.add_argument("--model-file", type=Path, help="default: models/<model>/model.keras")
+    parser.add_argument("--model-file", type=Path, help=registry.MODEL_FILE_HELP)
     parser.add_argument(
         "--faces",
         choices=["auto", "detect", "whole"],

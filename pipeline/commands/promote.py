@@ -87,10 +87,6 @@ def model_hash(lock: str, path: str) -> str | None:
     return None
 
 
-def artifact_paths(root: Path) -> dict[str, str]:
-    return {name: spec["path"] for name, spec in (_read_yaml(root / "dvc.yaml").get("artifacts") or {}).items()}
-
-
 def decide_model(
     root: Path, name: str, path: str, params: Params, scorer: Scorer, fetched: Path, evaluated: dict, lock: str
 ) -> ModelDecision:
@@ -130,7 +126,7 @@ def decide(root: Path, params: Params, scorer: Scorer) -> list[ModelDecision]:
     with tempfile.TemporaryDirectory(prefix="champions-") as fetched:
         return [
             decide_model(root, name, path, params, scorer, Path(fetched), evaluated, lock)
-            for name, path in sorted(artifact_paths(root).items())
+            for name, path in sorted(registry.artifacts(root).items())
         ]
 
 
