@@ -16,39 +16,13 @@ import keras
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from sklearn.metrics import confusion_matrix, log_loss
+from sklearn.metrics import confusion_matrix
 
 from pipeline import atomic
 from pipeline.config import Params
-from pipeline.data import faces
-from pipeline.data.images import read_rgb
-from pipeline.evaluation import draw, explain
+from pipeline.evaluation import draw, explain, scoring
 from pipeline.evaluation import report as evaluation_report
 from pipeline.serving import inference
-from pipeline.training.metrics import classification_metrics
-
-
-def test_split(manifest: pd.DataFrame, raw: Path, params: Params) -> tuple[pd.DataFrame, np.ndarray, int]:
-    """The Test rows (decodable, labelled), their images as training saw them, and how many had no face found."""
-    rows = manifest[(manifest["split"] == "test") & manifest["error"].isna() & manifest["label"].notna()]
-    rows = rows.sort_values("path").reset_index(drop=True)
-    if rows.empty:
-        raise ValueError("the manifest has no usable Test images")
-    detector = faces.FaceDetector() if params.augment.face_crop else None
-    images, found = [], []
-    for path in rows["path"]:
-        image, face = faces.prepare(read_rgb(raw / path), params.image_size, detector, params.augment.face_margin)
-        images.append(image)
-        found.append(face)
-    return rows, np.stack(images), sum(f is False for f in found)
-
-
-def score(labels: np.ndarray, probabilities: np.ndarray, classes: list[str]) -> dict:
-    figures = classification_metrics(labels, probabilities, classes)
-    ids = list(range(len(classes)))
-    figures["log_loss"] = round(float(log_loss(labels, probabilities, labels=ids)), 4)
-    figures["test_images"] = len(labels)
-    return figures
 
 
 def confusion(labels: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:
@@ -105,10 +79,9 @@ def score_model(
     model: keras.Model, name: str, rows: pd.DataFrame, images: np.ndarray, params: Params, plots: Path, figures: Path
 ) -> dict:
     """One model's figures on the prepared Test images; writes its confusion matrix (CSV for DVC, and PNG)."""
-    inference.check(model, params.image_size, params.classes)
-    labels = rows["label"].map(params.class_index).to_numpy()
-    probabilities = inference.classify(model, images, params.evaluate.batch_size)
-    result = score(labels, probabilities, params.classes)
+    labels = scoring.labels(rows, params)
+    probabilities = scoring.probabilities(model, images, params)
+    result = scoring.score(labels, probabilities, params.classes)
     predicted = probabilities.argmax(axis=1)
     with atomic.target(plots / f"{name}.csv") as tmp:
         confusion_rows(list(rows["path"]), labels, predicted, params.classes).to_csv(tmp, index=False)
@@ -128,7 +101,7 @@ def run(
     report: Path,
     figures: Path,
 ) -> dict:
-    rows, images, faces_missing = test_split(pd.read_csv(manifest), raw, params)
+    rows, images, faces_missing = scoring.test_split(pd.read_csv(manifest), raw, params)
     picks = gradcam_picks(rows, params.classes, params.evaluate.gradcam_per_class)
     grid_rows = [[(f"{Path(rows['path'][i]).name} ({rows['label'][i]})", images[i])] for i in picks]
     results, layers = {}, {}
