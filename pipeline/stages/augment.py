@@ -119,11 +119,11 @@ def summarise(train: pd.DataFrame, index: pd.DataFrame, params: Params, found: l
 
 def main(params: Params, argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m pipeline augment", description=__doc__)
-    parser.add_argument("--manifest", type=Path, default=Path("data/manifest.csv"))
-    parser.add_argument("--raw", type=Path, default=Path("data/raw"))
-    parser.add_argument("--out", type=Path, default=Path("data/balanced"))
-    parser.add_argument("--metrics", type=Path, default=Path("metrics/augment.json"))
-    parser.add_argument("--plot", type=Path, default=Path("plots/balance.csv"))
+    parser.add_argument("--manifest", type=Path, required=True)
+    parser.add_argument("--raw", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--metrics", type=Path, required=True)
+    parser.add_argument("--plot", type=Path, required=True)
     args = parser.parse_args(argv)
     summary = run(params, args.manifest, args.raw, args.out, args.metrics, args.plot)
     print(f"augment: train per class {summary['before']} -> {summary['after']}; val {summary['val']}")

@@ -140,3 +140,13 @@ def test_test_split_crops_faces_when_training_did(tiny_raw):
     for image, (view, _) in zip(images, views, strict=True):
         np.testing.assert_array_equal(image, view)
     assert missing == sum(found is False for _, found in views)
+
+
+def test_cli_takes_each_model_with_its_file(capsys):
+    paths = [a for option in ("manifest", "raw", "metrics", "plots", "report", "figures") for a in (f"--{option}", "x")]
+    with pytest.raises(SystemExit):
+        evaluate.main(tiny_models.params(), ["--models", "irv2", *paths])
+    assert "give NAME=MODEL_FILE" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        evaluate.main(tiny_models.params(), ["--models", "resnet=r.keras", *paths])
+    assert "unknown model(s) ['resnet']" in capsys.readouterr().err
