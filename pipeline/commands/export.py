@@ -71,7 +71,7 @@ def metadata(params: Params, name: str, fmt: str) -> dict:
 def main(params: Params, argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m pipeline export", description=__doc__)
     parser.add_argument("--model", required=True, help=registry.MODEL_HELP)
-    parser.add_argument("--model-file", type=Path, help="default: models/<model>/model.keras")
+    parser.add_argument("--model-file", type=Path, help=registry.MODEL_FILE_HELP)
     parser.add_argument("--format", choices=["savedmodel", "tflite"], required=True)
     parser.add_argument("--out", type=Path, help="default: exports/<model>/savedmodel or exports/<model>/model.tflite")
     args = parser.parse_args(argv)

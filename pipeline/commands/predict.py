@@ -18,7 +18,7 @@ import io
 import json
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -27,14 +27,12 @@ import numpy as np
 
 from pipeline import atomic
 from pipeline.config import Params
-from pipeline.data import faces
-from pipeline.data.images import ImageReadError, read_rgb
-from pipeline.data.manifest import walk
-from pipeline.evaluation import explain
+from pipeline.data import faces, media
+from pipeline.data.images import ImageReadError, write_png
+from pipeline.evaluation import draw, explain
 from pipeline.release import registry
 from pipeline.serving import inference
 
-VIDEO_EXTENSIONS = (".avi", ".mp4", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 BASE_COLUMNS = ["file", "frame", "face", "x", "y", "w", "h", "status", "label", "confidence", "message"]
 
 
@@ -50,17 +48,17 @@ class Settings:
     batch_size: int
 
 
-@dataclass
+@dataclass(frozen=True)
 class Picture:
-    """One still image or video frame, the faces to classify in it, and the rows it will give."""
+    """One still image or video frame, the faces to classify in it, and what became of it."""
 
     file: str
     frame: int | None
     rgb: np.ndarray | None = None
     annotate_as: Path | None = None  # relative path of its annotated copy
     width: int = 0  # of the picture as read (boxes are in its pixels; rgb may become a smaller display copy)
-    boxes: list[faces.Box] = field(default_factory=list)
-    crops: list[np.ndarray] = field(default_factory=list)
+    boxes: tuple[faces.Box, ...] = ()
+    crops: tuple[np.ndarray, ...] = ()
     status: str = "ok"
     message: str = ""
 
@@ -69,58 +67,23 @@ def columns(classes: list[str]) -> list[str]:
     return BASE_COLUMNS + [f"p_{c}" for c in classes]
 
 
-def _video_frames(path: Path, step: int) -> Iterator[tuple[int, np.ndarray]]:
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        raise ImageReadError(f"{path}: not a video OpenCV can open")
-    try:
-        index = 0
-        while True:
-            ok, frame = capture.read()
-            if not ok:
-                break
-            if index % step == 0:
-                yield index, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-            index += 1
-    finally:
-        capture.release()
-    if index == 0:
-        raise ImageReadError(f"{path}: no frame could be decoded")
+def annotated_name(name: Path, frame: int | None) -> Path:
+    """The annotated copy of ``name``: the whole source name kept, so that a.jpg and a.png beside it stay apart."""
+    return name.with_name(f"{name.name}.png" if frame is None else f"{name.name}_frame{frame:06d}.png")
 
 
 def pictures(paths: list[Path], s: Settings) -> Iterator[Picture]:
     """Every picture under ``paths`` (files, folders recursively, every Nth frame of videos); problems as pictures
     with status error or skipped, so that each input is accounted for in the output."""
-    for root in paths:
-        if root.is_dir():
-            files = walk(root)
-            known = {*s.image_extensions, *VIDEO_EXTENSIONS}
-            media = [f for f in files if f.suffix.lower() in known]
-            for f in files:
-                if f.suffix.lower() not in known:
-                    yield Picture(
-                        str(f), None, status="skipped", message=f"not an image or video ({f.suffix or 'no'} extension)"
-                    )
-            if not media:
-                yield Picture(str(root), None, status="error", message="no image or video files in this folder")
-            todo = [(f, f.relative_to(root)) for f in media]
-        elif root.exists():
-            todo = [(root, Path(root.name))]
-        else:
-            yield Picture(str(root), None, status="error", message="not found")
+    for found in media.find(paths, s.image_extensions):
+        if found.kind in ("skipped", "error"):
+            yield Picture(str(found.path), None, status=found.kind, message=found.message)
             continue
-        for file, rel in todo:
-            try:
-                if file.suffix.lower() in VIDEO_EXTENSIONS:
-                    for index, rgb in _video_frames(file, s.video_frame_step):
-                        yield Picture(str(file), index, rgb, rel.with_name(f"{rel.stem}_frame{index:06d}.png"))
-                else:
-                    yield Picture(str(file), None, read_rgb(file), rel.with_suffix(".png"))
-            except ImageReadError as exc:
-                yield Picture(str(file), None, status="error", message=str(exc).removeprefix(f"{file}: "))
-            except cv2.error as exc:  # OpenCV asserts on some inputs (an empty buffer) instead of returning None
-                reason = str(exc).strip().splitlines()[-1]
-                yield Picture(str(file), None, status="error", message=f"not a decodable image ({reason})")
+        try:
+            for frame, rgb in media.read(found, s.video_frame_step):
+                yield Picture(str(found.path), frame, rgb, annotated_name(found.name, frame))
+        except ImageReadError as exc:
+            yield Picture(str(found.path), None, status="error", message=str(exc).removeprefix(f"{found.path}: "))
 
 
 def detect(detector: faces.FaceDetector, rgb: np.ndarray, max_side: int) -> list[faces.Box]:
@@ -134,19 +97,16 @@ def detect(detector: faces.FaceDetector, rgb: np.ndarray, max_side: int) -> list
 
 
 def find_faces(picture: Picture, s: Settings, detector: faces.FaceDetector | None) -> Picture:
-    """Fill in the model's view of ``picture``: one crop per face, or the whole picture, at the model's size."""
+    """``picture`` with the model's view of it: one crop per face, or the whole picture, at the model's size."""
     rgb = picture.rgb
-    picture.width = rgb.shape[1]
     if detector is None:
-        picture.boxes = [faces.Box(0, 0, rgb.shape[1], rgb.shape[0])]
-        picture.crops = [faces.resize(rgb, s.image_size)]
-        return picture
-    picture.boxes = detect(detector, rgb, s.max_detect_side)
+        box = faces.Box(0, 0, rgb.shape[1], rgb.shape[0])
+        return replace(picture, width=rgb.shape[1], boxes=(box,), crops=(faces.resize(rgb, s.image_size),))
+    boxes = tuple(detect(detector, rgb, s.max_detect_side))
     # the same crop and resize as faces.prepare gives training and evaluation for the largest face
-    picture.crops = [faces.resize(faces.crop(rgb, b, s.face_margin), s.image_size) for b in picture.boxes]
-    if not picture.boxes:
-        picture.status, picture.message = "no_face", "no face found; not classified"
-    return picture
+    crops = tuple(faces.resize(faces.crop(rgb, b, s.face_margin), s.image_size) for b in boxes)
+    found = replace(picture, width=rgb.shape[1], boxes=boxes, crops=crops)
+    return found if boxes else replace(found, status="no_face", message="no face found; not classified")
 
 
 def rows_of(picture: Picture, probabilities: np.ndarray, classes: list[str]) -> list[dict]:
@@ -163,49 +123,21 @@ def rows_of(picture: Picture, probabilities: np.ndarray, classes: list[str]) -> 
     return rows
 
 
-def annotate(picture: Picture, rows: list[dict]) -> np.ndarray:
-    """A BGR copy of the picture's display copy with each face's box and label."""
-    bgr = cv2.cvtColor(picture.rgb, cv2.COLOR_RGB2BGR)
-    scale = bgr.shape[1] / picture.width
-    thickness = max(1, round(max(bgr.shape[:2]) / 200))
-    for row in rows:
-        if row["label"] is None:
-            continue
-        x, y, w, h = (round(row[k] * scale) for k in "xywh")
-        cv2.rectangle(bgr, (x, y), (x + w - 1, y + h - 1), (0, 255, 0), thickness)
-        cv2.putText(
-            bgr,
-            f"{row['label']} {row['confidence']:.2f}",
-            (x + 2, y - 4 if y > 14 else y + 14),
-            cv2.FONT_HERSHEY_SIMPLEX,
-            0.4 * thickness,
-            (0, 255, 0),
-            thickness,
-            cv2.LINE_AA,
-        )
-    return bgr
-
-
 def _display_copy(rgb: np.ndarray, max_side: int) -> np.ndarray:
     scale = max_side / max(rgb.shape[:2])
     return rgb if scale >= 1 else cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
 
 
-def _write_png(path: Path, bgr: np.ndarray) -> None:
-    ok, buf = cv2.imencode(".png", bgr)
-    if not ok:
-        raise ValueError(f"{path}: could not encode")
-    atomic.write_bytes(path, buf.tobytes())
-
-
 def save_annotations(folder: Path, picture: Picture, rows: list[dict], heatmaps: list[dict]) -> None:
     """The picture with boxes and labels; with Grad-CAM, per face a strip: the crop, then each map laid over it."""
     target = folder / picture.annotate_as
-    _write_png(target, annotate(picture, rows))
+    labelled = [
+        (*(r[k] for k in "xywh"), f"{r['label']} {r['confidence']:.2f}") for r in rows if r["label"] is not None
+    ]
+    write_png(target, draw.labelled_boxes(picture.rgb, labelled, picture.rgb.shape[1] / picture.width))
     for i, maps in enumerate(heatmaps):
-        crop = picture.crops[i]
-        strip = np.concatenate([crop, *(explain.overlay(crop, m) for m in maps.values())], axis=1)
-        _write_png(target.with_name(f"{target.stem}_face{i}_gradcam.png"), cv2.cvtColor(strip, cv2.COLOR_RGB2BGR))
+        strip = draw.heat_strip(picture.crops[i], maps.values())
+        write_png(target.with_name(f"{target.stem}_face{i}_gradcam.png"), strip)
 
 
 def run(
@@ -240,9 +172,10 @@ def run(
     queued = 0
     for picture in pictures(paths, s):
         if picture.rgb is not None:
-            find_faces(picture, s, detector)
+            picture = find_faces(picture, s, detector)
             # keep at most a display copy while the picture waits for its batch: a few 8000 px frames are gigabytes
-            picture.rgb = _display_copy(picture.rgb, s.max_detect_side) if annotate_dir is not None else None
+            display = _display_copy(picture.rgb, s.max_detect_side) if annotate_dir is not None else None
+            picture = replace(picture, rgb=display)
         pending.append(picture)
         queued += len(picture.crops)
         if queued >= s.batch_size:
@@ -282,7 +215,7 @@ def main(params: Params, argv: list[str]) -> None:
     )
     parser.add_argument("paths", nargs="+", type=Path, help="image files, folders (searched recursively), videos")
     parser.add_argument("--model", required=True, help=registry.MODEL_HELP)
-    parser.add_argument("--model-file", type=Path, help="default: models/<model>/model.keras")
+    parser.add_argument("--model-file", type=Path, help=registry.MODEL_FILE_HELP)
     parser.add_argument(
         "--faces",
         choices=["auto", "detect", "whole"],
@@ -293,7 +226,9 @@ def main(params: Params, argv: list[str]) -> None:
     parser.add_argument("--format", choices=["csv", "json"], default="csv")
     parser.add_argument("--out", type=Path, help="write the rows here (default: standard output)")
     parser.add_argument("--every", type=int, help="classify every Nth video frame (default: predict.video_frame_step)")
-    parser.add_argument("--annotate", type=Path, help="write a copy of each picture with boxes and labels here")
+    parser.add_argument(
+        "--annotate", type=Path, help="write a copy of each picture with boxes and labels here, as <its file name>.png"
+    )
     parser.add_argument(
         "--gradcam", action="store_true", help="also write Grad-CAM overlays of each face (needs --annotate)"
     )

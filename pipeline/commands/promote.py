@@ -87,10 +87,6 @@ def model_hash(lock: str, path: str) -> str | None:
     return None
 
 
-def artifact_paths(root: Path) -> dict[str, str]:
-    return {name: spec["path"] for name, spec in (_read_yaml(root / "dvc.yaml").get("artifacts") or {}).items()}
-
-
 def decide_model(
     root: Path, name: str, path: str, params: Params, scorer: Scorer, fetched: Path, evaluated: dict, lock: str
 ) -> ModelDecision:
@@ -130,7 +126,7 @@ def decide(root: Path, params: Params, scorer: Scorer) -> list[ModelDecision]:
     with tempfile.TemporaryDirectory(prefix="champions-") as fetched:
         return [
             decide_model(root, name, path, params, scorer, Path(fetched), evaluated, lock)
-            for name, path in sorted(artifact_paths(root).items())
+            for name, path in sorted(registry.artifacts(root).items())
         ]
 
 
@@ -186,19 +182,18 @@ def keras_scorer(root: Path, params: Params) -> Scorer:
 
     import pandas as pd
 
+    from pipeline.evaluation import scoring
     from pipeline.serving import inference
-    from pipeline.stages import evaluate
 
     @functools.cache
     def test_split():
-        rows, images, _ = evaluate.test_split(pd.read_csv(root / "data/manifest.csv"), root / "data/raw", params)
-        return rows["label"].map(params.class_index).to_numpy(), images
+        rows, images, _ = scoring.test_split(pd.read_csv(root / "data/manifest.csv"), root / "data/raw", params)
+        return scoring.labels(rows, params), images
 
     def score(name: str, path: Path) -> dict:
         labels, images = test_split()
         model = inference.load_model(path)
-        inference.check(model, params.image_size, params.classes)
-        return evaluate.score(labels, inference.classify(model, images, params.evaluate.batch_size), params.classes)
+        return scoring.score(labels, scoring.probabilities(model, images, params), params.classes)
 
     return score
 

@@ -1,9 +1,10 @@
-"""Reading images from disk: strict inspection for validation, and RGB arrays for everything downstream.
+"""Images on disk: strict inspection for validation, RGB arrays for everything downstream, and the one PNG writer.
 
 Raw files are only ever opened for reading. Grayscale, RGBA, palette and 16-bit images are accepted and converted
-to 8-bit RGB, so one reader serves validation, augmentation, evaluation and prediction alike. Every image is read
-upright: a camera that stores its pixels sideways with an EXIF orientation tag (most phones do) is turned as a viewer
-would show it, so sizes, crops, boxes and training all see the picture the way a person does.
+to 8-bit RGB, so one reader serves validation, augmentation, evaluation and prediction alike; one writer serves the
+augment stage's images, predict's annotations and the sample data's contact sheet. Every image is read upright: a
+camera that stores its pixels sideways with an EXIF orientation tag (most phones do) is turned as a viewer would
+show it, so sizes, crops, boxes and training all see the picture the way a person does.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 from PIL import ExifTags, Image, UnidentifiedImageError
+
+from pipeline import atomic
 
 # Pillow refuses decompression bombs by default at ~179 Mpx; we keep a clear bound of our own.
 MAX_PIXELS = 100_000_000
@@ -113,6 +116,15 @@ def read_rgb(path: str | Path) -> np.ndarray:
     except OSError as exc:
         raise ImageReadError(f"{path}: cannot be read ({exc.strerror})") from None
     return decode_rgb(data, str(path))
+
+
+def write_png(path: str | Path, rgb: np.ndarray) -> None:
+    """Write an 8-bit RGB array as a PNG, atomically. OpenCV's default compression: the augment stage's outputs (and
+    so their DVC hashes) depend on these exact bytes."""
+    ok, data = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ValueError(f"{path}: OpenCV could not encode a PNG of shape {rgb.shape}")
+    atomic.write_bytes(path, data.tobytes())
 
 
 def phash(gray: np.ndarray) -> str:

@@ -58,6 +58,11 @@ def unusable(file: Path) -> str | None:
     return None
 
 
+def extension(path: Path) -> str:
+    """A file's extension as the manifest records it, and as params' allowed_extensions list them: ".jpg"."""
+    return path.suffix.lower()
+
+
 def build(
     raw: Path,
     classes: list[str],
@@ -80,7 +85,7 @@ def build(
             "split": split,
             "folder": "/".join(parts[:-1]),
             "label": label,
-            "extension": file.suffix.lower(),
+            "extension": extension(file),
             "error": None,
             "leaks_with": None,
         }

@@ -165,12 +165,6 @@ class GradCam:
         return Explanation(probabilities, explained, maps, self.targets)
 
 
-def overlay(rgb: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45) -> np.ndarray:
-    """``heatmap`` (values in [0, 1]) in the jet colour map, blended over an RGB image of the same size."""
-    heat = cv2.applyColorMap(np.uint8(np.round(255 * heatmap)), cv2.COLORMAP_JET)
-    return cv2.addWeighted(rgb, 1 - alpha, cv2.cvtColor(heat, cv2.COLOR_BGR2RGB), alpha, 0)
-
-
 def grid(path: str | Path, rows: list[list[tuple[str, np.ndarray]]], title: str) -> None:
     """Write a PNG grid of titled RGB panels, one list of (title, image) per row."""
     columns = max(len(r) for r in rows)

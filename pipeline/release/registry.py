@@ -16,6 +16,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 SEMVER = re.compile(r"v(\d+)\.(\d+)\.(\d+)")
 REFERENCE = re.compile(r"(?P<name>[A-Za-z0-9_-]+)@(?P<which>[A-Za-z0-9_.-]+)")
 
@@ -129,24 +131,41 @@ def resolve(reference: str, root: Path, cache: Path) -> Path:
         if version is None:
             raise RegistryError(f"no version of {name} is in stage {which!r} (`gto show {name}`)")
     local = root / ".dvc" / "config.local"
-    return fetch(root, version, cache / name / version.version / "model.keras", local)
+    return fetch(root, version, cache / name / version.version / model_file(name, root).name, local)
+
+
+def artifacts(root: Path) -> dict[str, str]:
+    """The models of dvc.yaml's ``artifacts:``, each with its file's path in the workspace (where train writes it)."""
+    if not (root / "dvc.yaml").is_file():
+        raise RegistryError(f"{root / 'dvc.yaml'} not found: run in the project's workspace, or give a model file")
+    spec = yaml.safe_load((root / "dvc.yaml").read_text(encoding="utf-8")) or {}
+    return {name: artifact["path"] for name, artifact in (spec.get("artifacts") or {}).items()}
+
+
+def model_file(name: str, root: Path = Path(".")) -> Path:
+    """The workspace's file of model ``name``, as dvc.yaml's ``artifacts:`` (the one map of paths) places it."""
+    paths = artifacts(root)
+    if name not in paths:
+        raise RegistryError(f"{name} is not an artifact of {root / 'dvc.yaml'} (it lists {', '.join(sorted(paths))})")
+    return root / paths[name]
 
 
 MODEL_HELP = "a model of params.yaml train (its workspace file) or a registry reference: <name>@prod, <name>@v1.2.0"
+MODEL_FILE_HELP = "a model file to use instead (default: the model's path in dvc.yaml artifacts)"
 
 
-def locate(model: str, model_file: Path | None, names: list[str], root: Path = Path(".")) -> tuple[str, Path]:
+def locate(model: str, file: Path | None, names: list[str], root: Path = Path(".")) -> tuple[str, Path]:
     """The (name, file) that ``--model`` and ``--model-file`` of predict and export mean: the workspace's trained
     model, an explicit file, or a registry reference fetched from the DVC remote into ``.registry/``."""
     m = REFERENCE.fullmatch(model)
     name = m["name"] if m else model
     if name not in names:
         raise RegistryError(f"--model {model}: {name} is not a model of params.yaml (one of {', '.join(names)})")
-    if model_file is not None:
-        return name, model_file
+    if file is not None:
+        return name, file
     if m:
         return name, resolve(model, root, root / ".registry")
-    return name, root / "models" / name / "model.keras"
+    return name, model_file(name, root)
 
 
 def register(root: Path, name: str, version: str, stage: str, message: str) -> list[str]:

@@ -9,14 +9,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pandas as pd
 
 from pipeline import atomic
 from pipeline.config import Params
 from pipeline.data import faces
-from pipeline.data.images import read_rgb
+from pipeline.data.images import read_rgb, write_png
 from pipeline.data.split import train_val_split
 from pipeline.data.transforms import augment
 
@@ -27,12 +26,6 @@ def _target(size: int, counts: pd.Series, params: Params) -> int:
     cfg = params.augment
     target = {"majority": int(counts.max()), "none": size}.get(cfg.target, cfg.target)
     return min(target, cfg.cap_majority) if cfg.cap_majority else target
-
-
-def _write_png(path: Path, rgb: np.ndarray) -> None:
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    assert ok, path
-    path.write_bytes(buf.tobytes())
 
 
 def split(manifest: pd.DataFrame, params: Params) -> pd.DataFrame:
@@ -81,8 +74,7 @@ def run(params: Params, manifest_path: Path, raw: Path, out: Path, metrics_path:
                 image = augment(image, params.augment, rng)
                 name = f"{name}_aug{copy:04d}"
             rel = Path(row.side) / row.label / f"{name}.png"
-            (tmp / rel.parent).mkdir(parents=True, exist_ok=True)
-            _write_png(tmp / rel, image)
+            write_png(tmp / rel, image)
             index.append(
                 {
                     "path": rel.as_posix(),
@@ -127,11 +119,11 @@ def summarise(train: pd.DataFrame, index: pd.DataFrame, params: Params, found: l
 
 def main(params: Params, argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m pipeline augment", description=__doc__)
-    parser.add_argument("--manifest", type=Path, default=Path("data/manifest.csv"))
-    parser.add_argument("--raw", type=Path, default=Path("data/raw"))
-    parser.add_argument("--out", type=Path, default=Path("data/balanced"))
-    parser.add_argument("--metrics", type=Path, default=Path("metrics/augment.json"))
-    parser.add_argument("--plot", type=Path, default=Path("plots/balance.csv"))
+    parser.add_argument("--manifest", type=Path, required=True)
+    parser.add_argument("--raw", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--metrics", type=Path, required=True)
+    parser.add_argument("--plot", type=Path, required=True)
     args = parser.parse_args(argv)
     summary = run(params, args.manifest, args.raw, args.out, args.metrics, args.plot)
     print(f"augment: train per class {summary['before']} -> {summary['after']}; val {summary['val']}")

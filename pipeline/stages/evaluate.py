@@ -16,39 +16,13 @@ import keras
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from sklearn.metrics import confusion_matrix, log_loss
+from sklearn.metrics import confusion_matrix
 
 from pipeline import atomic
 from pipeline.config import Params
-from pipeline.data import faces
-from pipeline.data.images import read_rgb
-from pipeline.evaluation import explain
+from pipeline.evaluation import draw, explain, scoring
 from pipeline.evaluation import report as evaluation_report
 from pipeline.serving import inference
-from pipeline.training.metrics import classification_metrics
-
-
-def test_split(manifest: pd.DataFrame, raw: Path, params: Params) -> tuple[pd.DataFrame, np.ndarray, int]:
-    """The Test rows (decodable, labelled), their images as training saw them, and how many had no face found."""
-    rows = manifest[(manifest["split"] == "test") & manifest["error"].isna() & manifest["label"].notna()]
-    rows = rows.sort_values("path").reset_index(drop=True)
-    if rows.empty:
-        raise ValueError("the manifest has no usable Test images")
-    detector = faces.FaceDetector() if params.augment.face_crop else None
-    images, found = [], []
-    for path in rows["path"]:
-        image, face = faces.prepare(read_rgb(raw / path), params.image_size, detector, params.augment.face_margin)
-        images.append(image)
-        found.append(face)
-    return rows, np.stack(images), sum(f is False for f in found)
-
-
-def score(labels: np.ndarray, probabilities: np.ndarray, classes: list[str]) -> dict:
-    figures = classification_metrics(labels, probabilities, classes)
-    ids = list(range(len(classes)))
-    figures["log_loss"] = round(float(log_loss(labels, probabilities, labels=ids)), 4)
-    figures["test_images"] = len(labels)
-    return figures
 
 
 def confusion(labels: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:
@@ -92,7 +66,7 @@ def gradcam_panels(model: keras.Model, name: str, images: np.ndarray, params: Pa
         [
             (
                 f"{name} {t.title}: {params.classes[result.explained[i]]} {result.probabilities[i].max():.2f}",
-                explain.overlay(image, result.heatmaps[t.title][i]),
+                draw.overlay(image, result.heatmaps[t.title][i]),
             )
             for t in result.targets
         ]
@@ -105,10 +79,9 @@ def score_model(
     model: keras.Model, name: str, rows: pd.DataFrame, images: np.ndarray, params: Params, plots: Path, figures: Path
 ) -> dict:
     """One model's figures on the prepared Test images; writes its confusion matrix (CSV for DVC, and PNG)."""
-    inference.check(model, params.image_size, params.classes)
-    labels = rows["label"].map(params.class_index).to_numpy()
-    probabilities = inference.classify(model, images, params.evaluate.batch_size)
-    result = score(labels, probabilities, params.classes)
+    labels = scoring.labels(rows, params)
+    probabilities = scoring.probabilities(model, images, params)
+    result = scoring.score(labels, probabilities, params.classes)
     predicted = probabilities.argmax(axis=1)
     with atomic.target(plots / f"{name}.csv") as tmp:
         confusion_rows(list(rows["path"]), labels, predicted, params.classes).to_csv(tmp, index=False)
@@ -117,24 +90,15 @@ def score_model(
     return result
 
 
-def run(
-    params: Params,
-    names: list[str],
-    models: Path,
-    manifest: Path,
-    raw: Path,
-    metrics_path: Path,
-    plots: Path,
-    report: Path,
-    figures: Path,
-) -> dict:
-    rows, images, faces_missing = test_split(pd.read_csv(manifest), raw, params)
+def run(params: Params, models: dict[str, Path], args: argparse.Namespace) -> dict:
+    """Score ``models`` (name -> model file) on the Test split; write the stage's outputs named in ``args``."""
+    rows, images, faces_missing = scoring.test_split(pd.read_csv(args.manifest), args.raw, params)
     picks = gradcam_picks(rows, params.classes, params.evaluate.gradcam_per_class)
     grid_rows = [[(f"{Path(rows['path'][i]).name} ({rows['label'][i]})", images[i])] for i in picks]
     results, layers = {}, {}
-    for name in names:  # one full InceptionResNetV2 in memory at a time
-        model = inference.load_model(models / name / "model.keras")
-        results[name] = score_model(model, name, rows, images, params, plots, figures)
+    for name, model_file in models.items():  # one full InceptionResNetV2 in memory at a time
+        model = inference.load_model(model_file)
+        results[name] = score_model(model, name, rows, images, params, args.plots, args.figures)
         if params.augment.face_crop:
             results[name]["faces_missing"] = faces_missing  # these were classified whole, as in training
         panels, model_layers = gradcam_panels(model, name, images[picks], params)
@@ -142,39 +106,33 @@ def run(
             grid_row.extend(extra)
         layers.update(model_layers)
         del model
-    explain.grid(figures / "gradcam.png", grid_rows, "Grad-CAM on Test images: the predicted class's evidence")
+    explain.grid(args.figures / "gradcam.png", grid_rows, "Grad-CAM on Test images: the predicted class's evidence")
     metrics = {n: {k: v for k, v in r.items() if k != "confusion"} for n, r in results.items()}
-    atomic.write_json(metrics_path, metrics)
-    atomic.write_text(report, evaluation_report.markdown(params, rows, results, layers, report.parent, figures))
+    atomic.write_json(args.metrics, metrics)
+    report = evaluation_report.markdown(params, rows, results, layers, args.report.parent, args.figures)
+    atomic.write_text(args.report, report)
     return metrics
+
+
+def _model(spec: str) -> tuple[str, Path]:
+    name, sep, path = spec.partition("=")
+    if not (sep and name and path):
+        raise argparse.ArgumentTypeError(f"{spec!r}: give NAME=MODEL_FILE, as dvc.yaml does")
+    return name, Path(path)
 
 
 def main(params: Params, argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m pipeline evaluate", description=__doc__)
-    parser.add_argument("--models", nargs="+", default=sorted(params.train), help="default: every model in params")
-    parser.add_argument("--models-dir", type=Path, default=Path("models"), help="holds <model>/model.keras")
-    parser.add_argument("--manifest", type=Path, default=Path("data/manifest.csv"))
-    parser.add_argument("--raw", type=Path, default=Path("data/raw"))
-    parser.add_argument("--metrics", type=Path, default=Path("metrics/evaluate.json"))
-    parser.add_argument("--plots", type=Path, default=Path("plots/confusion"), help="one <model>.csv per model")
-    parser.add_argument("--report", type=Path, default=Path("reports/evaluation.md"))
-    parser.add_argument("--figures", type=Path, default=Path("reports/figures"))
+    parser.add_argument("--models", nargs="+", type=_model, required=True, metavar="NAME=MODEL_FILE")
+    for option in ("--manifest", "--raw", "--metrics", "--report", "--figures"):
+        parser.add_argument(option, type=Path, required=True)
+    parser.add_argument("--plots", type=Path, required=True, help="one <model>.csv per model")
     args = parser.parse_args(argv)
-    unknown = sorted(set(args.models) - set(params.train))
+    models = dict(args.models)
+    unknown = sorted(set(models) - set(params.train))
     if unknown:
         parser.error(f"unknown model(s) {unknown}: params.yaml trains {sorted(params.train)}")
-    metrics = run(
-        params,
-        args.models,
-        args.models_dir,
-        args.manifest,
-        args.raw,
-        args.metrics,
-        args.plots,
-        args.report,
-        args.figures,
-    )
-    for name, m in metrics.items():
+    for name, m in run(params, models, args).items():
         print(
             f"evaluate {name}: Test accuracy {m['accuracy']:.3f}, macro F1 {m['macro_f1']:.3f} "
             f"({m['test_images']} images)"

@@ -105,10 +105,10 @@ def run(params: Params, raw: Path, manifest_path: Path, metrics_path: Path, repo
 
 def main(params: Params, argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m pipeline validate", description=__doc__)
-    parser.add_argument("--raw", type=Path, default=Path("data/raw"))
-    parser.add_argument("--manifest", type=Path, default=Path("data/manifest.csv"))
-    parser.add_argument("--metrics", type=Path, default=Path("metrics/validate.json"))
-    parser.add_argument("--report", type=Path, default=Path("reports/validation.html"))
+    parser.add_argument("--raw", type=Path, required=True)
+    parser.add_argument("--manifest", type=Path, required=True)
+    parser.add_argument("--metrics", type=Path, required=True)
+    parser.add_argument("--report", type=Path, required=True)
     args = parser.parse_args(argv)
     summary = run(params, args.raw, args.manifest, args.metrics, args.report)
     print(f"validate: {summary['images']} images, all {summary['expectations']['evaluated']} expectations hold")

@@ -1,4 +1,5 @@
-"""The evaluate stage's pieces on known predictions: figures, confusion matrix, the Test-only split, the report."""
+"""The evaluate stage's pieces and its scoring library on known predictions: figures, confusion matrix, the Test-only
+split, the report."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from pipeline.data import faces
 from pipeline.data.images import read_rgb
 from pipeline.evaluation import report as evaluation_report
+from pipeline.evaluation import scoring
 from pipeline.stages import evaluate
 from tests.unit import tiny_models
 
@@ -48,7 +50,7 @@ def test_confusion_rows_are_one_per_image_with_names():
 
 
 def test_score_on_known_predictions():
-    figures = evaluate.score(LABELS, one_hot_probabilities(PREDICTED, 3), CLASSES)
+    figures = scoring.score(LABELS, one_hot_probabilities(PREDICTED, 3), CLASSES)
     assert figures["accuracy"] == pytest.approx(3 / 6, abs=1e-4)
     # recalls: joy 2/3, sadness 1/2, fear 0
     assert figures["balanced_accuracy"] == pytest.approx((2 / 3 + 1 / 2 + 0) / 3, abs=1e-4)
@@ -79,7 +81,7 @@ def test_test_split_reads_only_usable_test_rows_as_training_saw_them(tiny_raw):
     broken = manifest.index[manifest["split"] == "test"][0]
     manifest.loc[broken, "error"] = "zero-byte file"
     params = tiny_models.params()
-    rows, images, missing = evaluate.test_split(manifest, tiny_raw, params)
+    rows, images, missing = scoring.test_split(manifest, tiny_raw, params)
     assert set(rows["path"].str.split("/").str[0]) == {"Test"}
     assert len(rows) == 5 and manifest.loc[broken, "path"] not in set(rows["path"])
     assert images.shape == (5, 75, 75, 3) and images.dtype == np.uint8
@@ -100,7 +102,7 @@ def test_report_sets_models_beside_the_published_reference(tmp_path):
     results = {}
     for name, shift in (("irv2", 0), ("irv2_unet", 1)):
         predicted = (labels + shift * (labels % 2)) % n
-        results[name] = evaluate.score(labels, one_hot_probabilities(predicted, n), params.classes)
+        results[name] = scoring.score(labels, one_hot_probabilities(predicted, n), params.classes)
         results[name]["confusion"] = evaluate.confusion(labels, predicted, n)
     rows = pd.DataFrame(
         {"path": [f"Test/x/{i}.jpg" for i in range(len(labels))], "label": [params.classes[i] for i in labels]}
@@ -131,9 +133,19 @@ def test_test_split_crops_faces_when_training_did(tiny_raw):
     params = params.model_copy(update={"augment": params.augment.model_copy(update={"face_crop": True})})
     paths = sorted(p.relative_to(tiny_raw).as_posix() for p in (tiny_raw / "Test").rglob("*.jpg"))
     manifest = pd.DataFrame({"path": paths, "split": "test", "label": "joy", "error": None})
-    rows, images, missing = evaluate.test_split(manifest, tiny_raw, params)
+    rows, images, missing = scoring.test_split(manifest, tiny_raw, params)
     detector = faces.FaceDetector()
     views = [faces.prepare(read_rgb(tiny_raw / p), 75, detector, params.augment.face_margin) for p in rows["path"]]
     for image, (view, _) in zip(images, views, strict=True):
         np.testing.assert_array_equal(image, view)
     assert missing == sum(found is False for _, found in views)
+
+
+def test_cli_takes_each_model_with_its_file(capsys):
+    paths = [a for option in ("manifest", "raw", "metrics", "plots", "report", "figures") for a in (f"--{option}", "x")]
+    with pytest.raises(SystemExit):
+        evaluate.main(tiny_models.params(), ["--models", "irv2", *paths])
+    assert "give NAME=MODEL_FILE" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        evaluate.main(tiny_models.params(), ["--models", "resnet=r.keras", *paths])
+    assert "unknown model(s) ['resnet']" in capsys.readouterr().err

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.evaluation import explain
+from pipeline.evaluation import draw, explain
 from pipeline.serving import inference
 from tests.unit import tiny_models
 
@@ -85,7 +85,7 @@ def test_heatmaps_for_given_classes(images):
 def test_overlay_and_grid(images, tmp_path):
     heat = np.zeros((75, 75), np.float32)
     heat[:10, :10] = 1
-    blended = explain.overlay(images[0], heat)
+    blended = draw.overlay(images[0], heat)
     assert blended.shape == images[0].shape and blended.dtype == np.uint8
     path = tmp_path / "grid.png"
     explain.grid(path, [[("a", images[0]), ("b", blended)], [("c", images[1])]], "title")

@@ -58,10 +58,13 @@ def test_lineage_stops_at_the_last_roll_back(monkeypatch, assigned, lineage):
 
 
 def test_model_arguments_of_predict_and_export(tmp_path):
+    import shutil
     from pathlib import Path
 
     from pipeline.release import registry
+    from tests import workspace
 
+    shutil.copy(workspace.REPO / "dvc.yaml", tmp_path)  # its artifacts: say where each model's file is
     names = ["irv2", "irv2_unet"]
     assert registry.locate("irv2", None, names, tmp_path) == ("irv2", tmp_path / "models/irv2/model.keras")
     assert registry.locate("irv2_unet@prod", Path("x.keras"), names, tmp_path) == ("irv2_unet", Path("x.keras"))

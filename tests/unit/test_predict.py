@@ -164,10 +164,28 @@ def test_annotate_and_gradcam_write_images(model, detect, found_faces, tmp_path)
     rows = run(model, found_faces[:2], detect, annotate_dir=out, gradcam_min_size=7)
     assert len(rows) == 2
     for path in found_faces[:2]:
-        boxed = cv2.imread(str(out / f"{path.stem}.png"))
+        boxed = cv2.imread(str(out / f"{path.name}.png"))
         assert boxed is not None and boxed.shape[:2] == (112, 112)
-        strip = cv2.imread(str(out / f"{path.stem}_face0_gradcam.png"))
+        strip = cv2.imread(str(out / f"{path.name}_face0_gradcam.png"))
         assert strip.shape == (75, 150, 3)  # the crop and one backbone map
+
+
+def test_annotated_copies_of_same_stem_pictures_do_not_overwrite_each_other(model, whole, found_faces, tmp_path):
+    """a.jpg and a.png in one folder: each keeps its own annotated copy, named after its whole file name."""
+    face = read_rgb(found_faces[0])
+    folder = tmp_path / "photos"
+    write_jpeg(folder / "a.jpg", face)
+    assert cv2.imwrite(str(folder / "a.png"), cv2.cvtColor(face[:, :100], cv2.COLOR_RGB2BGR))
+    clip = cv2.VideoWriter(str(folder / "a.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 5, (112, 112))
+    clip.write(cv2.cvtColor(face, cv2.COLOR_RGB2BGR))
+    clip.release()
+    out = tmp_path / "annotated"
+    run(model, [folder], whole, annotate_dir=out)
+    assert sorted(p.name for p in out.iterdir()) == ["a.avi_frame000000.png", "a.jpg.png", "a.png.png"]
+    assert cv2.imread(str(out / "a.jpg.png")).shape[:2] == (112, 112)
+    assert cv2.imread(str(out / "a.png.png")).shape[:2] == (112, 100)
+    run(model, [folder], whole, annotate_dir=out)  # a second run writes the same names again, no new ones
+    assert len(list(out.iterdir())) == 3
 
 
 def test_batches_span_pictures(model, whole, sample_faces):

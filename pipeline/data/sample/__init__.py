@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from pipeline import atomic
+from pipeline.data.images import write_png
 from pipeline.data.sample.drawing import draw_face
 
 FOLDERS = {
@@ -36,10 +37,10 @@ def _image_rng(seed: int, split: str, emotion: str, i: int) -> np.random.Generat
     return np.random.default_rng([seed, 1, list(SPLITS).index(split), list(FOLDERS).index(emotion), i])
 
 
-def _encode(ext: str, img: np.ndarray, flags: list[int] | None = None) -> bytes:
-    ok, data = cv2.imencode(ext, img, flags or [])
+def _jpeg(bgr: np.ndarray) -> bytes:
+    ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     if not ok:
-        raise RuntimeError(f"OpenCV could not encode a {ext} image")
+        raise RuntimeError("OpenCV could not encode a JPEG image")
     return data.tobytes()
 
 
@@ -71,11 +72,7 @@ def generate(out_dir: Path, counts: dict[str, dict[str, int]], seed: int, size: 
         for split, name in itertools.product(counts, FOLDERS):  # every class folder, even one left empty
             (tmp / SPLITS[split] / FOLDERS[name]).mkdir(parents=True)
         for (split, name, i), number in zip(jobs, numbers, strict=True):
-            jpeg = _encode(
-                ".jpg",
-                draw_face(name, _image_rng(seed, split, name, i), size),
-                [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY],
-            )
+            jpeg = _jpeg(draw_face(name, _image_rng(seed, split, name, i), size))
             (tmp / SPLITS[split] / FOLDERS[name] / f"img_{number:04d}.jpg").write_bytes(jpeg)
     return {split: sum(int(n) for n in counts[split].values()) for split in counts}
 
@@ -90,4 +87,4 @@ def preview(out_png: Path, seed: int, size: int, per_class: int = 6) -> None:
         for i in range(per_class):
             x = label_w + i * (size + pad)
             sheet[y : y + size, x : x + size] = draw_face(name, _image_rng(seed, "train", name, i), size)
-    atomic.write_bytes(out_png, _encode(".png", sheet))
+    write_png(out_png, cv2.cvtColor(sheet, cv2.COLOR_BGR2RGB))  # draw_face paints in OpenCV's BGR order
