@@ -13,7 +13,7 @@ only state the tasks share (dags/workspaces.py; docs/airflow.md is the runbook).
   outputs, then the commit and the GTO registry tags to origin in one atomic `git push`.
 
 The DAG holds no ML code and no list of stages: they are read from the dvc.yaml beside this folder when the file is
-parsed, the knobs from the `retrain` section of params.yaml (through pipeline/config.py, so a wrong key is an import
+parsed, the knobs from the `retrain` section of params.yaml (through pipeline/config/, so a wrong key is an import
 error that names it).
 """
 
