@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 from pipeline import config  # noqa: E402
+from tests import workspace  # noqa: E402
 from tests.workspace import REPO, tiny_dataset  # noqa: E402
 
 if TYPE_CHECKING:
@@ -34,6 +34,12 @@ def params(raw_params) -> config.Params:
 
 
 @pytest.fixture(scope="session")
+def tiny_params() -> config.Params:
+    """The test profile's settings (tests/profile.yaml: 75 px, tiny heads and decoder, one epoch)."""
+    return workspace.tiny_params()
+
+
+@pytest.fixture(scope="session")
 def tiny_raw_master(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("tiny") / "raw"
     return tiny_dataset(root)
@@ -45,15 +51,6 @@ def tiny_raw(tiny_raw_master, tmp_path) -> Path:
     root = tmp_path / "raw"
     shutil.copytree(tiny_raw_master, root)
     return root
-
-
-def tree_digest(root: Path) -> dict[str, str]:
-    """Content hash of every file under root, to prove a stage did not write to its inputs."""
-    return {
-        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,8 @@ the test profile of params and a tiny sample dataset, so the real tools run on t
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 import shutil
 import subprocess
@@ -61,6 +63,21 @@ def profile_params(overrides: dict | None = None) -> dict:
     merged = config.merge(config.merge(raw, yaml.safe_load(PROFILE.read_text())), overrides or {})
     config.from_dict(merged)  # a profile that does not validate fails here, not deep in a stage
     return merged
+
+
+@functools.cache
+def tiny_params() -> config.Params:
+    """The test profile over params.yaml, as config objects: what the tiny-model tests build and train with."""
+    return config.from_dict(profile_params())
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """Content hash of every file under root, to prove a stage did not write to its inputs."""
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def write_params(root: Path, raw: dict) -> None:

@@ -23,7 +23,7 @@ from pipeline.data.images import read_rgb
 from pipeline.data.transforms import Transform, apply
 from pipeline.stages import augment, validate
 from tests import workspace
-from tests.conftest import tree_digest
+from tests.workspace import tree_digest
 
 TARGET = 6  # of 2 training images per class: 4 augmented copies each
 GROUPS = r"^(?P<group>[^_]+)_"

@@ -17,7 +17,7 @@ import pytest
 from pipeline.__main__ import main as cli
 from pipeline.data.images import read_rgb
 from pipeline.stages import validate
-from tests.conftest import tree_digest
+from tests.workspace import tree_digest
 
 
 def _run(params, raw: Path, out: Path):

@@ -12,9 +12,8 @@ from pipeline.models import build
 from tests import workspace
 
 
-@functools.cache
 def params() -> config.Params:
-    return config.from_dict(workspace.profile_params())
+    return workspace.tiny_params()
 
 
 @functools.cache
