@@ -1,14 +1,11 @@
 """Grad-CAM: where a model looks when it names an emotion, as heat maps laid over the image.
 
-Both architectures keep InceptionResNetV2 as a nested keras.Model called "backbone". A feature map inside it cannot
-be reached from the outer model's input, so ``cam_model`` joins two graphs: the backbone re-exposed with the target
-map as an extra output, then the outer graph from the backbone's outputs on (Keras 3 builds a model from intermediate
-tensors by cloning those nodes). Layers and weights are shared with the trained model, nothing is copied.
+Both architectures have InceptionResNetV2 in their own (flat) graph, so ``cam_model`` is simply the model's input
+mapped to the chosen feature maps and the classifier's input, sharing the trained model's layers and weights.
 
-Targets are found by graph shape and layer name, never by index: in the backbone, the last "trunk" layer (one that
-every path from the input to the output passes through: a block's output, not one of its branches) whose map is at
-least ``min_size`` wide; in the U-Net also the last layer of its finest decoder level (``decoder<k>_*``), the map its
-classifier pools.
+Targets are found by layer name and output shape, never by index (pipeline.models.backbone.block_outputs): the
+deepest of the backbone's block outputs (or stem layers) whose map is at least ``min_size`` wide; in the U-Net also
+the last layer of its finest decoder level (``decoder<k>_*``), the map its classifier pools.
 """
 
 from __future__ import annotations
@@ -25,6 +22,7 @@ from matplotlib.figure import Figure
 
 from pipeline import atomic
 from pipeline.data import tfdata
+from pipeline.models.backbone import block_outputs
 
 DECODER = re.compile(r"^decoder(\d+)_")
 
@@ -44,48 +42,14 @@ class Explanation:
     targets: list[Target]
 
 
-def _producers(layer: keras.layers.Layer, names: set[str]) -> set[str]:
-    # Keras keeps the graph on each layer's inbound nodes; only nodes inside this model count
-    return {
-        t._keras_history.operation.name
-        for node in layer._inbound_nodes
-        for t in node.input_tensors
-        if t._keras_history.operation.name in names
-    }
-
-
-def trunk(model: keras.Model) -> list[str]:
-    """Layers that every path from the input to the model's deepest (last) output passes through, in order.
-
-    Walking the layers in topological order, a layer is on the trunk when, just after it, every edge from a visited
-    layer to an unvisited one starts at it: residual branches and parallel towers are open edges that exclude their
-    inner layers, while the blocks' outputs (where branches join) remain.
-    """
-    order = [layer.name for layer in model.layers]
-    position = {name: i for i, name in enumerate(order)}
-    names = set(order)
-    last_use = {name: position[name] for name in order}  # the last consumer of each layer's output
-    for layer in model.layers:
-        for source in _producers(layer, names):
-            last_use[source] = max(last_use[source], position[layer.name])
-    last_use[model.outputs[-1]._keras_history.operation.name] = len(order)  # the output feeds what comes after
-    on_trunk = []
-    for i, name in enumerate(order):
-        open_edges = [src for src in order[: i + 1] if last_use[src] > i]
-        if open_edges == [name]:
-            on_trunk.append(name)
-    return on_trunk
-
-
 def _width(layer: keras.layers.Layer) -> int | None:
     shape = layer.output.shape
     return min(shape[1], shape[2]) if len(shape) == 4 else None
 
 
 def targets(model: keras.Model, min_size: int) -> list[Target]:
-    """The maps to explain: the backbone's deepest trunk map at least ``min_size`` wide, and any decoder's finest."""
-    backbone = model.get_layer("backbone")
-    wide = [n for n in trunk(backbone) if (_width(backbone.get_layer(n)) or 0) >= min_size]
+    """The maps to explain: the backbone's deepest block output at least ``min_size`` wide, and any decoder's finest."""
+    wide = [layer.name for layer in block_outputs(model) if (_width(layer) or 0) >= min_size]
     if not wide:
         raise ValueError(f"no backbone feature map is {min_size} px wide or more (lower evaluate.gradcam_min_map_size)")
     levels = [(int(m.group(1)), i) for i, layer in enumerate(model.layers) if (m := DECODER.match(layer.name))]
@@ -95,32 +59,11 @@ def targets(model: keras.Model, min_size: int) -> list[Target]:
     return [Target("encoder", wide[-1], True), Target("decoder", decoder.name, False)]
 
 
-def _single(tensors: list):
-    return tensors[0] if len(tensors) == 1 else tensors
-
-
 def cam_model(model: keras.Model, chosen: list[Target]) -> keras.Model:
     """A model from the image to {"features": the classifier's input, target title: feature map}."""
-    backbone = model.get_layer("backbone")
-    inner = [t for t in chosen if t.in_backbone]
-    exposed = keras.Model(
-        backbone.inputs, [*backbone.outputs, *(backbone.get_layer(t.layer).output for t in inner)], name="exposed"
-    )
-    (call,) = backbone._inbound_nodes  # the outer model calls its backbone once
-    head = keras.Model(
-        _single(list(call.output_tensors)),
-        {
-            "features": model.get_layer("emotion").input,
-            **{t.title: model.get_layer(t.layer).output for t in chosen if not t.in_backbone},
-        },
-        name="head",
-    )
-    image = keras.Input(model.inputs[0].shape[1:], name="image")
-    exposed_out = exposed(image)
-    n = len(backbone.outputs)
-    out = head(_single(exposed_out[:n]))
-    out.update({t.title: m for t, m in zip(inner, exposed_out[n:], strict=True)})
-    return keras.Model(image, out, name=f"{model.name}_gradcam")
+    outputs = {"features": model.get_layer("emotion").input}
+    outputs.update({t.title: model.get_layer(t.layer).output for t in chosen})
+    return keras.Model(model.inputs, outputs, name=f"{model.name}_gradcam")
 
 
 def heatmaps(

@@ -35,10 +35,8 @@ def build(
     image_size: int, num_classes: int, weights: str | None, head_units: int, dropout: float, decoder_filters: list[int]
 ) -> keras.Model:
     base = inception_resnet_v2(image_size, weights)
-    skips = skip_layers(base, count=4)
-    encoder = keras.Model(base.input, [base.get_layer(n).output for n in skips] + [base.output], name="backbone")
-    inputs = keras.Input((image_size, image_size, 3), name="image")
-    *skip_maps, bottleneck = encoder(inputs)
+    skip_maps = [base.get_layer(n).output for n in skip_layers(base, count=4)]
+    bottleneck = base.output
 
     x = bottleneck
     # deepest skip first; the last level has no skip and returns to input resolution
@@ -63,4 +61,4 @@ def build(
     h = keras.layers.Dense(head_units, activation="relu", name="head_dense")(pooled)
     h = keras.layers.Dropout(dropout, name="head_dropout")(h)
     emotion = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="emotion")(h)
-    return keras.Model(inputs, {"emotion": emotion, "reconstruction": reconstruction}, name="irv2_unet")
+    return keras.Model(base.input, {"emotion": emotion, "reconstruction": reconstruction}, name="irv2_unet")

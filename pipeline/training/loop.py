@@ -16,6 +16,7 @@ import tensorflow as tf
 from pipeline import atomic
 from pipeline.config import Params, TrainConfig
 from pipeline.data import tfdata
+from pipeline.models.backbone import backbone_layers
 from pipeline.training import callbacks
 
 
@@ -37,13 +38,14 @@ def phases(cfg: TrainConfig) -> list[Phase]:
 
 
 def set_trainable(model: keras.Model, unfreeze: int | None) -> None:
-    backbone = model.get_layer("backbone")
-    backbone.trainable = unfreeze != 0
-    if unfreeze:
-        for i, layer in enumerate(backbone.layers):
-            # keep BatchNorm statistics frozen in fine-tuning: small batches would wreck the pretrained ones
-            top = i >= len(backbone.layers) - unfreeze
-            layer.trainable = top and not isinstance(layer, keras.layers.BatchNormalization)
+    layers = backbone_layers(model)
+    for i, layer in enumerate(layers):
+        if unfreeze is None:
+            layer.trainable = True
+            continue
+        top = unfreeze > 0 and i >= len(layers) - unfreeze
+        # keep BatchNorm statistics frozen in fine-tuning: small batches would wreck the pretrained ones
+        layer.trainable = top and not isinstance(layer, keras.layers.BatchNormalization)
 
 
 def compile_model(model: keras.Model, cfg: TrainConfig, learning_rate: float) -> None:

@@ -7,6 +7,7 @@ always the full InceptionResNetV2, so building one costs a few seconds and nothi
 
 from __future__ import annotations
 
+import re
 import urllib.error
 
 import h5py
@@ -17,9 +18,12 @@ from keras.src.backend import config as keras_config
 from keras.src.legacy.saving import legacy_h5_format
 from keras.src.utils import file_utils
 
+from pipeline.evaluation import explain
 from pipeline.models import backbone, build
+from pipeline.training import loop
 
 SIZES = [75, 96, 131, 160, 299]  # the smallest, odd ones, and the study's
+HEAD = re.compile(r"^(pool|head_|emotion$|decoder\d+_|reconstruction$)")  # the layers both builders add to the backbone
 
 
 def _images(count: int, size: int, seed: int = 0) -> np.ndarray:
@@ -75,6 +79,27 @@ def test_irv2_builds_with_softmax_over_the_classes(tiny_params):
     assert model.get_layer("emotion").activation is keras.activations.softmax
     assert model.get_layer("head_dense").units == cfg.head_units
     _assert_softmax(model(_images(3, 75), training=False)["emotion"], 3, len(tiny_params.classes))
+
+
+@pytest.mark.parametrize(("name", "size", "gradcam"), [("irv2", 299, "conv_7b_ac"), ("irv2_unet", 75, "block35_10_ac")])
+def test_backbone_is_in_the_models_own_graph_and_found_by_name(tiny_params, name, size, gradcam):
+    model = build(tiny_params.train[name], size, len(tiny_params.classes))
+    assert not any(isinstance(layer, keras.Model) for layer in model.layers), "a nested model"
+    layers = backbone.backbone_layers(model)
+    standalone = backbone.inception_resnet_v2(size, None)
+    assert [type(x) for x in layers] == [type(x) for x in standalone.layers]
+    assert all(HEAD.match(x.name) for x in model.layers[len(layers) :])
+    # Grad-CAM's backbone map at params.yaml's gradcam_min_map_size (7): the last block output that wide
+    assert explain.targets(model, 7)[0].layer == gradcam
+
+    # the fine-tuning phases of the training loop: a frozen backbone, then its top layers less BatchNorm
+    loop.set_trainable(model, 0)
+    assert not any(x.trainable for x in layers) and all(x.trainable for x in model.layers[len(layers) :])
+    loop.set_trainable(model, 10)
+    top = {id(x) for x in layers[-10:] if not isinstance(x, keras.layers.BatchNormalization)}
+    assert top and {id(x) for x in layers if x.trainable} == top
+    loop.set_trainable(model, None)
+    assert all(x.trainable for x in model.layers)
 
 
 def test_unet_rejects_a_decoder_of_the_wrong_depth(tiny_params):

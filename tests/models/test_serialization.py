@@ -12,7 +12,8 @@ import numpy as np
 from pipeline import atomic
 from pipeline.data import tfdata
 from pipeline.models import build
-from pipeline.stages import train
+from pipeline.models.backbone import backbone_layers
+from pipeline.training import loop
 
 
 def _class_names(node) -> set[str]:
@@ -33,10 +34,10 @@ def test_saved_model_reloads_in_safe_mode_and_predicts_identically(tiny_params, 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (8, size, size, 3), dtype=np.uint8)
     model = build(cfg, size, classes)
-    train.compile_model(model, cfg, cfg.learning_rate)  # as train.py saves it: compiled (losses, metrics)
+    loop.compile_model(model, cfg, cfg.learning_rate)  # as train.py saves it: compiled (losses, metrics)
     inputs = next(iter(tfdata.image_arrays(images).batch(8)))
     model(inputs, training=True)  # moves the BatchNorm statistics off their initial values, as training would
-    norm = next(x for x in model.get_layer("backbone").layers if isinstance(x, keras.layers.BatchNormalization))
+    norm = next(x for x in backbone_layers(model) if isinstance(x, keras.layers.BatchNormalization))
     assert np.any(keras.ops.convert_to_numpy(norm.moving_mean) != 0)
 
     path = tmp_path / name / "model.keras"

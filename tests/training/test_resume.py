@@ -1,9 +1,10 @@
 """Unit tests of resuming a training (pipeline.training.loop.fit): a crash mid-phase, then a rerun on the same state
 folder.
 
-A tiny stand-in model (a "backbone" sub-model and an "emotion" softmax, the names the training loop relies on) keeps
-these to seconds; the same code path runs the real models, and tests/training/test_train_integration.py kills a real
-`python -m pipeline train` with SIGKILL.
+A tiny stand-in model keeps these to seconds, with the names the training loop relies on: an "emotion" softmax, and a
+stand-in backbone that ends in a layer named ``conv_7b_ac`` (InceptionResNetV2's last layer: the loop takes the
+layers up to it as the backbone, to freeze and unfreeze). The same code path runs the real models, and
+tests/training/test_train_integration.py kills a real `python -m pipeline train` with SIGKILL.
 """
 
 from __future__ import annotations
@@ -50,11 +51,10 @@ class Recorder(keras.callbacks.Callback):
 def tiny_model(seed: int) -> keras.Model:
     keras.utils.set_random_seed(seed)
     image = keras.Input((8, 8, 3), name="image")
-    features = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3, activation="relu")(image))
-    base = keras.Model(image, features, name="backbone")
-    inputs = keras.Input((8, 8, 3), name="image")
-    emotion = keras.layers.Dense(CLASSES, activation="softmax", name="emotion")(base(inputs))
-    return keras.Model(inputs, {"emotion": emotion})
+    features = keras.layers.Conv2D(4, 3, activation="relu", name="conv_7b_ac")(image)
+    pooled = keras.layers.GlobalAveragePooling2D()(features)
+    emotion = keras.layers.Dense(CLASSES, activation="softmax", name="emotion")(pooled)
+    return keras.Model(image, {"emotion": emotion})
 
 
 def dataset() -> tf.data.Dataset:

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from pipeline.evaluation import draw, explain
+from pipeline.models import backbone
 from pipeline.serving import inference
 from tests.unit import tiny_models
 
@@ -22,27 +23,29 @@ def width(layer) -> int:
     return layer.output.shape[1]
 
 
-def test_trunk_holds_block_outputs_not_branches():
-    backbone = tiny_models.model("irv2").get_layer("backbone")
-    trunk = explain.trunk(backbone)
-    assert trunk[0] == backbone.layers[0].name and trunk[-1] == backbone.layers[-1].name
-    names = [layer.name for layer in backbone.layers]
-    assert trunk == sorted(trunk, key=names.index)
-    # InceptionResNetV2's residual block outputs are on the trunk; their inner tower convolutions are not
-    assert {"mixed_5b", "block35_1_ac", "mixed_6a", "block17_1_ac", "mixed_7a", "conv_7b_ac"} <= set(trunk)
-    assert "block35_1_mixed" not in trunk and "block35_1_conv" not in trunk
+def test_block_outputs_hold_block_outputs_not_branches():
+    model = tiny_models.model("irv2")
+    layers = backbone.backbone_layers(model)
+    outputs = [layer.name for layer in backbone.block_outputs(model)]
+    # from the stem's first layer (the input before it is no feature map) to the backbone's last
+    assert outputs[0] == layers[1].name and outputs[-1] == layers[-1].name == backbone.LAST_LAYER
+    names = [layer.name for layer in layers]
+    assert outputs == sorted(outputs, key=names.index)
+    # InceptionResNetV2's residual block outputs are listed; their inner tower convolutions are not
+    assert {"mixed_5b", "block35_1_ac", "mixed_6a", "block17_1_ac", "mixed_7a", "conv_7b_ac"} <= set(outputs)
+    assert "block35_1_mixed" not in outputs and "block35_1_conv" not in outputs
 
 
 @pytest.mark.parametrize("name", ["irv2", "irv2_unet"])
 def test_targets_found_by_shape_and_name(name):
     model = tiny_models.model(name)
-    backbone = model.get_layer("backbone")
     targets = explain.targets(model, MIN_SIZE)
     encoder = targets[0]
-    assert encoder.in_backbone and width(backbone.get_layer(encoder.layer)) >= MIN_SIZE
-    trunk = explain.trunk(backbone)
-    deeper = trunk[trunk.index(encoder.layer) + 1 :]
-    assert all(width(backbone.get_layer(n)) < MIN_SIZE for n in deeper if len(backbone.get_layer(n).output.shape) == 4)
+    assert encoder.in_backbone and width(model.get_layer(encoder.layer)) >= MIN_SIZE
+    assert encoder.layer == "block35_10_ac"  # at 75 px the last 7 px wide block output
+    outputs = [layer.name for layer in backbone.block_outputs(model)]
+    deeper = outputs[outputs.index(encoder.layer) + 1 :]
+    assert all(width(model.get_layer(n)) < MIN_SIZE for n in deeper if len(model.get_layer(n).output.shape) == 4)
     if name == "irv2":
         assert [t.title for t in targets] == ["backbone"]
     else:
