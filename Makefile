@@ -35,9 +35,9 @@ run: data
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# the edit loop: everything but the integration tests (real DVC, Airflow and Keras Tuner runs)
+# the edit loop (about a minute): unit, data and params tests; no integration runs, no whole-model conversions
 test-fast: setup
-	$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
+	$(PY) -m pytest tests/unit tests/data -m "not integration and not slow" $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/ruff check .

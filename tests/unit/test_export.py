@@ -10,6 +10,8 @@ from pipeline.commands import export
 from pipeline.serving import inference
 from tests.unit import tiny_models
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def pixels() -> np.ndarray:
