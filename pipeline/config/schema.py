@@ -24,7 +24,8 @@ class ValidateConfig(Strict):
     allowed_channels: Annotated[list[Annotated[int, one_of((1, 2, 3, 4), "a channel count")]], nonempty(unique=True)]
     allowed_extensions: Annotated[list[Annotated[str, rules.extension]], nonempty(unique=True)]
     min_images_per_class: dict[str, Annotated[int, within(0)]]
-    near_duplicate_max_distance: Annotated[int, within(0, 64)]  # bits of a 64-bit perceptual hash
+    near_duplicate_max_distance: Annotated[int, within(0, 32)]  # bits of a 64-bit perceptual hash
+    near_duplicate_min_correlation: Annotated[float, within(0, 1)]  # of two images' colour thumbnails
 
 
 class AugmentConfig(Strict):

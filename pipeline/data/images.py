@@ -135,22 +135,22 @@ def phash(gray: np.ndarray) -> str:
     return f"{int(''.join('1' if b else '0' for b in bits), 2):016x}"
 
 
-def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise Hamming distances between two vectors of 64-bit hashes (uint64) -> len(a) x len(b)."""
-    x = np.bitwise_xor(a[:, None], b[None, :])
-    return np.unpackbits(x.view(np.uint8).reshape(*x.shape, 8), axis=-1).sum(axis=-1)
-
-
 def inspect(path: str | Path) -> ImageInfo:
     """Decode a file strictly and describe it; raises ImageReadError naming the file and the problem."""
+    return inspect_pixels(path)[0]
+
+
+def inspect_pixels(path: str | Path) -> tuple[ImageInfo, np.ndarray]:
+    """``inspect``, and the image itself as 8-bit RGB, upright (for what is measured on pixels, e.g. duplicates)."""
     path = Path(path)
     data = path.read_bytes()
     img = _pil_open(data, str(path))  # strict: catches truncation that cv2 would decode as grey
     array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if array is None:
         raise ImageReadError(f"{path}: {img.format} image that OpenCV cannot decode")
-    gray = cv2.cvtColor(upright(to_rgb8(array), orientation(data)), cv2.COLOR_RGB2GRAY)
-    return ImageInfo(
+    rgb = upright(to_rgb8(array), orientation(data))
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    info = ImageInfo(
         width=gray.shape[1],
         height=gray.shape[0],
         channels=1 if array.ndim == 2 else array.shape[2],
@@ -160,3 +160,4 @@ def inspect(path: str | Path) -> ImageInfo:
         phash=phash(gray),
         brightness=round(float(gray.mean()), 2),
     )
+    return info, rgb

@@ -8,13 +8,16 @@ import stat
 from dataclasses import asdict, fields
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from pipeline.data import classes as class_names
-from pipeline.data.images import ImageInfo, ImageReadError, hamming, inspect
+from pipeline.data import duplicates
+from pipeline.data.images import ImageInfo, ImageReadError, inspect_pixels
 
-COLUMNS = ["path", "split", "folder", "label", "extension", *[f.name for f in fields(ImageInfo)], "error", "leaks_with"]
+COLUMNS = [
+    "path", "split", "folder", "label", "extension", *[f.name for f in fields(ImageInfo)],
+    "error", "leaks_with", "duplicate_of", "label_conflict",
+]  # fmt: skip
 
 
 def walk(root: Path) -> list[Path]:
@@ -68,13 +71,13 @@ def build(
     classes: list[str],
     aliases: dict[str, str],
     split_folders: dict[str, str],
-    near_duplicate_max_distance: int,
+    same_picture: duplicates.Rule,
 ) -> pd.DataFrame:
     """Describe every file under ``raw``. Nothing is dropped: problems are recorded per row for the suite to judge."""
     raw = Path(raw)
     if not raw.is_dir():
         raise FileNotFoundError(f"{raw}: raw data folder not found (run `dvc pull`, or see README: bring your data)")
-    rows = []
+    rows, signatures = [], {}
     for file in walk(raw):
         rel = file.relative_to(raw)
         parts = rel.parts
@@ -92,7 +95,9 @@ def build(
         row["error"] = unusable(file)
         if row["error"] is None:
             try:
-                row.update(asdict(inspect(file)))
+                info, rgb = inspect_pixels(file)
+                row.update(asdict(info))
+                signatures[len(rows)] = duplicates.signature(rgb)
             except ImageReadError as exc:
                 row["error"] = str(exc).removeprefix(f"{file}: ")
             except OSError as exc:
@@ -112,29 +117,67 @@ def build(
             }
         )
     frame = pd.DataFrame(rows, columns=COLUMNS)
-    frame["leaks_with"] = _leaks(frame, near_duplicate_max_distance)
+    same = _same_pictures(frame, signatures, same_picture)
+    frame["leaks_with"] = _leaks(frame, same)
+    frame["duplicate_of"], frame["label_conflict"] = _groups(frame, same)
     return frame
 
 
-def _leaks(frame: pd.DataFrame, max_distance: int) -> pd.Series:
-    """For each image, the image of the other split that is the same picture (hash equal or phash close), if any."""
+def _same_pictures(frame: pd.DataFrame, signatures: dict, rule: duplicates.Rule) -> list[tuple[int, int, str]]:
+    """Every pair of rows (i < j) showing one picture, with how: an identical file, or a near-duplicate."""
+    rows = sorted(signatures)
+    pairs = {}
+    for m in duplicates.matches([signatures[r] for r in rows], [signatures[r] for r in rows], rule, same=True):
+        pairs[(rows[m.a], rows[m.b])] = f"near-duplicate: {m.describe()}"
+    by_hash = frame.loc[rows].groupby("sha256").groups
+    for members in by_hash.values():
+        members = sorted(members)
+        for k, i in enumerate(members):
+            for j in members[k + 1 :]:
+                pairs[(i, j)] = "identical file"
+    return sorted((i, j, how) for (i, j), how in pairs.items())
+
+
+def _leaks(frame: pd.DataFrame, same: list[tuple[int, int, str]]) -> pd.Series:
+    """For each image, the image of the other split that is the same picture, if any."""
     leaks = pd.Series([None] * len(frame), index=frame.index, dtype=object)
-    ok = frame[frame["error"].isna() & frame["split"].notna() & frame["phash"].notna()]
-    train, test = ok[ok["split"] == "train"], ok[ok["split"] == "test"]
-    if train.empty or test.empty:
-        return leaks
-    hashes = {
-        name: np.array([int(h, 16) for h in part["phash"]], dtype=np.uint64)
-        for name, part in (("train", train), ("test", test))
-    }
-    distance = hamming(hashes["test"], hashes["train"])
-    same = test["sha256"].to_numpy()[:, None] == train["sha256"].to_numpy()[None, :]
-    close = (distance <= max_distance) | same
-    for i, j in zip(*np.nonzero(close), strict=True):
-        how = "identical file" if same[i, j] else f"near-duplicate, perceptual hash distance {distance[i, j]}"
-        leaks[test.index[i]] = f"{train['path'].iloc[j]} ({how})"
-        leaks[train.index[j]] = f"{test['path'].iloc[i]} ({how})"
+    split = frame["split"]
+    for i, j, how in same:
+        if {split[i], split[j]} == {"train", "test"}:
+            leaks[i] = f"{frame.at[j, 'path']} ({how})"
+            leaks[j] = f"{frame.at[i, 'path']} ({how})"
     return leaks
+
+
+def _groups(frame: pd.DataFrame, same: list[tuple[int, int, str]]) -> tuple[pd.Series, pd.Series]:
+    """Copies of one picture inside a split: the group's first path for every member (the augment stage keeps a
+    group on one side of its train/validation split), and, where the copies carry different labels, the conflict."""
+    parent = list(range(len(frame)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, j, _ in same:
+        if frame.at[i, "split"] == frame.at[j, "split"]:
+            parent[max(root(i), root(j))] = min(root(i), root(j))
+    group = pd.Series([None] * len(frame), index=frame.index, dtype=object)
+    conflict = pd.Series([None] * len(frame), index=frame.index, dtype=object)
+    members: dict[int, list[int]] = {}
+    for i in range(len(frame)):
+        members.setdefault(root(i), []).append(i)
+    for first, rows in members.items():
+        if len(rows) < 2:
+            continue
+        for i in rows:
+            group[i] = frame.at[first, "path"]
+        if frame.loc[rows, "label"].nunique(dropna=False) > 1:
+            for i in rows:
+                others = [f"{frame.at[j, 'path']} ({frame.at[j, 'label']})" for j in rows if j != i]
+                conflict[i] = "the same picture is labelled differently in " + ", ".join(others)
+    return group, conflict
 
 
 def class_counts(frame: pd.DataFrame, classes: list[str], split_folders: dict[str, str]) -> pd.DataFrame:

@@ -22,17 +22,40 @@ def group_keys(paths: pd.Series, pattern: str) -> pd.Series:
     return pd.Series(keys, index=paths.index)
 
 
-def train_val_split(train: pd.DataFrame, val_fraction: float, seed: int, group_regex: str | None) -> pd.Series:
+def _merged(keys: pd.Series, copies: pd.Series) -> pd.Series:
+    """``keys`` with every two keys that share a picture (``copies``: the manifest's duplicate_of) made one."""
+    parent: dict[str, str] = {}
+
+    def root(k: str) -> str:
+        parent.setdefault(k, k)
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    for key, copy in zip(keys, copies, strict=True):
+        if isinstance(copy, str):
+            a, b = root(str(key)), root(f"copy:{copy}")
+            parent[max(a, b)] = min(a, b)
+    return keys.map(lambda k: root(str(k)))
+
+
+def train_val_split(
+    train: pd.DataFrame, val_fraction: float, seed: int, group_regex: str | None, copies: pd.Series | None = None
+) -> pd.Series:
     """Return 'train' or 'val' for each row of the Train split.
 
     Every class keeps at least one training image (so a class with a single image still trains and balances).
-    With ``group_regex`` whole groups (e.g. one child) go to one side, so nobody appears on both.
+    With ``group_regex`` whole groups (e.g. one child) go to one side, so nobody appears on both. Copies of one
+    picture (``copies``, the manifest's duplicate_of) always go to one side together: validation must not score a
+    picture the model trained on.
     """
     side = pd.Series("train", index=train.index)
     if val_fraction <= 0:
         return side
+    copies = copies if copies is not None else pd.Series([None] * len(train), index=train.index, dtype=object)
     if group_regex:
-        groups = group_keys(train["path"], group_regex)
+        groups = _merged(group_keys(train["path"], group_regex), copies)
         folds = max(2, round(1 / val_fraction))
         splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
         _, val_idx = next(splitter.split(train, train["label"], groups))
@@ -44,9 +67,18 @@ def train_val_split(train: pd.DataFrame, val_fraction: float, seed: int, group_r
                 "lower augment.val_fraction or add subjects"
             )
         return side
+    groups = _merged(train["path"], copies)
     rng = np.random.default_rng(seed)
     for _, rows in train.groupby("label", sort=True):
         order = rng.permutation(rows.index.to_numpy())
         n_val = min(round(len(order) * val_fraction), len(order) - 1)
-        side[order[:n_val]] = "val"
+        taken = 0
+        for idx in order:  # without copies: the first n_val rows of the shuffled class, as ever
+            if taken >= n_val:
+                break
+            members = rows.index[groups[rows.index] == groups[idx]]
+            if side[idx] == "val" or taken + len(members) > n_val:
+                continue
+            side[members] = "val"
+            taken += len(members)
     return side

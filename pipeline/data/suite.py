@@ -78,6 +78,10 @@ def image_suite(cfg: ValidateConfig) -> gx.ExpectationSuite:
                 column="leaks_with",
                 meta=_meta("leak: the same image is in Train and Test", "same image as {leaks_with}"),
             ),
+            gxe.ExpectColumnValuesToBeNull(
+                column="label_conflict",
+                meta=_meta("one picture under two classes", "{label_conflict}"),
+            ),
         ],
     )
 

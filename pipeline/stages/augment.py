@@ -31,7 +31,9 @@ def _target(size: int, counts: pd.Series, params: Params) -> int:
 def split(manifest: pd.DataFrame, params: Params) -> pd.DataFrame:
     """The Train rows of the manifest, each with its side: 'train' or 'val'."""
     train = manifest[manifest["split"] == "train"].copy()
-    train["side"] = train_val_split(train, params.augment.val_fraction, params.seed, params.augment.group_regex)
+    train["side"] = train_val_split(
+        train, params.augment.val_fraction, params.seed, params.augment.group_regex, train.get("duplicate_of")
+    )
     return train
 
 

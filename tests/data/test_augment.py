@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 
 from pipeline import config
+from pipeline.data import duplicates
 from pipeline.data import manifest as manifest_lib
 from pipeline.data.classes import normalise
 from pipeline.data.images import read_rgb
@@ -40,7 +41,7 @@ def _run(params: config.Params, raw: Path, out: Path) -> tuple[dict, pd.DataFram
     before = tree_digest(raw)
     out.mkdir(parents=True, exist_ok=True)
     manifest = manifest_lib.build(
-        raw, params.classes, params.class_aliases, params.split_folders, params.validate.near_duplicate_max_distance
+        raw, params.classes, params.class_aliases, params.split_folders, duplicates.rule(params.validate)
     )
     manifest.to_csv(out / "manifest.csv", index=False)
     summary = augment.run(params, out / "manifest.csv", raw, out / "balanced", out / "augment.json", out / "plot.csv")

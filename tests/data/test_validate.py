@@ -38,7 +38,7 @@ def test_good_data_passes_and_writes_manifest(params, tiny_raw, tmp_path):
     summary, error = _run(params, tiny_raw, tmp_path)
     assert error is None
     assert summary["images"] == {"train": 18, "test": 6}
-    assert summary["expectations"]["failed"] == 0 and summary["expectations"]["evaluated"] == 9
+    assert summary["expectations"]["failed"] == 0 and summary["expectations"]["evaluated"] == 10
     manifest = pd.read_csv(tmp_path / "manifest.csv")
     assert set(manifest["label"]) == set(params.classes)
     assert manifest.loc[manifest["folder"] == "Train/Natural", "label"].eq("natural").all()

@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from pipeline import config
+from pipeline.data import duplicates
 from pipeline.data import manifest as manifest_lib
 from pipeline.stages import augment, train
 from pipeline.training import callbacks
@@ -42,7 +43,7 @@ def _prepare(root: Path, raw: Path) -> config.Params:
     workspace.write_params(root, raw_params)
     params = config.from_dict(raw_params)
     frame = manifest_lib.build(
-        raw, params.classes, params.class_aliases, params.split_folders, params.validate.near_duplicate_max_distance
+        raw, params.classes, params.class_aliases, params.split_folders, duplicates.rule(params.validate)
     )
     frame.to_csv(root / "manifest.csv", index=False)
     augment.run(params, root / "manifest.csv", raw, root / "balanced", root / "augment.json", root / "balance.csv")

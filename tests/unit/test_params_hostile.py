@@ -28,7 +28,7 @@ CASES = [
     ("augment.zoom", 1.0, "augment.zoom: 1.0 is outside [0, 1)"),
     ("augment.brightness", 2, "augment.brightness: 2.0 is outside [0, 1]"),
     ("augment.horizontal_flip", "yes", "augment.horizontal_flip: expected bool (true or false), got 'yes'"),
-    ("validate.near_duplicate_max_distance", -1, "validate.near_duplicate_max_distance: -1 is outside [0, 64]"),
+    ("validate.near_duplicate_max_distance", -1, "validate.near_duplicate_max_distance: -1 is outside [0, 32]"),
     ("validate.min_width", -10, "validate.min_width: -10 is below 1 (allowed: >= 1)"),
     ("validate.min_images_per_class.train", -1, "validate.min_images_per_class.train: -1 is below 0"),
     ("validate.allowed_channels", [3, 5], "validate.allowed_channels[1]: 5 is not a channel count (one of 1, 2, 3, 4)"),
