@@ -102,8 +102,8 @@ def phase_runner(model: keras.Model) -> keras.Model:
     ``initial_epoch`` of every later ``fit`` of the same Model: a run resumed in phase 1 would start phase 2 back at
     phase 1's epoch. A fresh Model per phase carries no such record.
     """
-    image = keras.Input(shape=model.input.shape[1:], dtype=model.input.dtype, name="image")
-    return keras.Model(image, model(image), name=f"{model.name}_phase")
+    # the same graph, not the model nested as a layer: its weight files then load into ``model`` as they are
+    return keras.Model(model.input, model.output, name=model.name)
 
 
 def fit(

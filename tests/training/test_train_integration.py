@@ -23,8 +23,8 @@ import yaml
 from pipeline import config
 from pipeline.data import duplicates
 from pipeline.data import manifest as manifest_lib
-from pipeline.stages import augment, train
-from pipeline.training import callbacks
+from pipeline.stages import augment
+from pipeline.training import callbacks, loop
 from pipeline.training.metrics import classification_metrics
 from tests import workspace
 
@@ -141,7 +141,7 @@ def test_trained_model_reloads_and_reproduces_its_validation_metrics(killed_and_
     root, params, *_ = killed_and_resumed
     cfg = params.train["irv2"]
     loaded = keras.models.load_model(root / "models/irv2/model.keras", safe_mode=True)
-    _, val, labels = train.datasets(params, cfg, root / "balanced")
+    _, val, labels = loop.datasets(params, cfg, root / "balanced")
     batches = [keras.ops.convert_to_numpy(loaded(images, training=False)["emotion"]) for images, *_ in val]
     probabilities = np.concatenate(batches)
     again = np.concatenate([keras.ops.convert_to_numpy(loaded(x, training=False)["emotion"]) for x, *_ in val])
