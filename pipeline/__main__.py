@@ -29,6 +29,8 @@ USER_ERRORS = (
     "pipeline.serving.inference.ModelError",
     "pipeline.commands.promote.GateFailed",
     "pipeline.release.registry.RegistryError",
+    "pipeline.commands.OptionError",
+    "pipeline.data.sample.OutputExists",
 )
 
 

@@ -26,6 +26,7 @@ import keras
 import numpy as np
 
 from pipeline import atomic
+from pipeline.commands import OptionError
 from pipeline.config import Params
 from pipeline.data import faces, media
 from pipeline.data.images import ImageReadError, write_png
@@ -237,6 +238,13 @@ def main(params: Params, argv: list[str]) -> None:
         parser.error("--gradcam writes its overlays into the --annotate folder: give one")
     if args.every is not None and args.every < 1:
         parser.error("--every must be 1 or more")
+    # both would otherwise fail only once every picture has been classified
+    if args.out is not None and args.out.is_dir():
+        raise OptionError(f"--out {args.out}: is a folder; give the path of the file to write the rows to")
+    if args.annotate is not None and args.annotate.exists() and not args.annotate.is_dir():
+        raise OptionError(
+            f"--annotate {args.annotate}: is a file; give a folder (created if missing) for the annotated copies"
+        )
     s = settings(params, args.faces, args.every)
     _, model_file = registry.locate(args.model, args.model_file, sorted(params.train))
     model = inference.load_model(model_file)

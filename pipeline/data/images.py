@@ -48,17 +48,35 @@ def _problem(data: bytes) -> str:
     return "not a decodable image (unknown or corrupt format)"
 
 
+def _over_cap(size: str, name: str) -> ImageReadError:
+    return ImageReadError(
+        f"{name}: image of {size} exceeds the cap of {MAX_PIXELS:,} pixels (images.MAX_PIXELS); give a smaller picture"
+    )
+
+
+def refuse_oversized(data: bytes, name: str) -> None:
+    """Refuse an image over MAX_PIXELS from its header alone: decoding it first is what exhausts memory (a PNG of a
+    few kilobytes can hold 30000 x 30000 pixels, gigabytes once decoded)."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:  # reads the header, not the pixels
+            width, height = img.size
+    except Image.DecompressionBombError:
+        # Pillow refuses to tell the size of an image past its own bound, which lies above ours
+        raise _over_cap(f"more than {2 * Image.MAX_IMAGE_PIXELS:,} pixels", name) from None
+    except (OSError, SyntaxError, ValueError):
+        return  # not a format Pillow reads: OpenCV decides, and names the problem
+    if width * height > MAX_PIXELS:
+        raise _over_cap(f"{width}x{height} ({width * height:,} pixels)", name)
+
+
 def _pil_open(data: bytes, name: str) -> Image.Image:
+    refuse_oversized(data, name)
     try:
         img = Image.open(io.BytesIO(data))
-        if img.width * img.height > MAX_PIXELS:
-            raise ImageReadError(f"{name}: image of {img.width}x{img.height} exceeds {MAX_PIXELS} pixels")
         img.load()  # forces a full decode: a truncated JPEG or PNG fails here, not later in training
     except UnidentifiedImageError:
         raise ImageReadError(f"{name}: {_problem(data)}") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        if isinstance(exc, ImageReadError):
-            raise
         raise ImageReadError(f"{name}: corrupt or truncated image ({exc})") from None
     return img
 
@@ -102,6 +120,7 @@ def to_rgb8(array: np.ndarray) -> np.ndarray:
 def decode_rgb(data: bytes, name: str = "<bytes>") -> np.ndarray:
     if not data:  # cv2.imdecode raises its own error on an empty buffer rather than returning None
         raise ImageReadError(f"{name}: {_problem(data)}")
+    refuse_oversized(data, name)
     array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if array is None:
         raise ImageReadError(f"{name}: {_problem(data)}")

@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from pipeline.data import images
 from pipeline.data.images import ImageReadError, read_rgb
 from pipeline.data.manifest import extension, walk
 
@@ -72,6 +73,13 @@ def _video_frames(path: Path, step: int) -> Iterator[tuple[int, np.ndarray]]:
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
         raise ImageReadError(f"{path}: not a video OpenCV can open")
+    width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    if width * height > images.MAX_PIXELS:  # the same cap as a still picture, from the stream's header
+        capture.release()
+        raise ImageReadError(
+            f"{path}: video frames of {width}x{height} ({width * height:,} pixels) exceed the cap of "
+            f"{images.MAX_PIXELS:,} pixels (images.MAX_PIXELS); give a smaller video"
+        )
     try:
         index = 0
         while True:

@@ -6,6 +6,7 @@ stage writes those arrays as PNGs, and tf.data applies the backbone's preprocess
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import keras
@@ -15,15 +16,71 @@ from pipeline.data import tfdata
 
 
 class ModelError(ValueError):
-    """A trained model that does not fit the params (input size, classes)."""
+    """A model file that is not a trained model of this pipeline, or one that does not fit the params (input size,
+    classes); the message names the file and what is wrong."""
+
+
+SAVED_BY_TRAIN = "give a model saved by the train stage (models/<name>/model.keras)"
+
+
+def _not_a_model_file(path: Path) -> str | None:
+    """Why ``path`` cannot be a Keras model file, from its bytes alone (Keras itself calls a file it cannot open
+    "not found", and a .keras zip without its config a KeyError)."""
+    if path.stat().st_size == 0:
+        return "a zero-byte file"
+    if path.suffix == ".h5":
+        return None  # the legacy format: Keras and h5py say what is wrong with it
+    if path.suffix != ".keras":
+        return f"its name ends in {path.suffix or 'no extension'}, not .keras"
+    if not zipfile.is_zipfile(path):
+        return "not a zip archive, which a .keras file is"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if "config.json" not in archive.namelist():
+                return "a zip archive without config.json"
+    except zipfile.BadZipFile as exc:
+        return f"a damaged zip archive: {exc}"
+    return None
 
 
 def load_model(path: str | Path) -> keras.Model:
-    """A model saved by the train stage, without its optimizer state (inference needs none)."""
+    """A model saved by the train stage, without its optimizer state (inference needs none), in Keras's safe mode:
+    a model that would run Python code as it loads is refused, never trusted."""
     path = Path(path)
+    if path.is_dir():
+        raise ModelError(f"{path}: a folder, not a Keras model file; {SAVED_BY_TRAIN}")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no trained model here (run `dvc repro train` or give --model-file)")
-    return keras.models.load_model(path, compile=False)
+    problem = _not_a_model_file(path)
+    if problem:
+        raise ModelError(f"{path}: not a Keras model file ({problem}); {SAVED_BY_TRAIN}")
+    try:
+        model = keras.models.load_model(path, compile=False, safe_mode=True)
+    except (ValueError, TypeError, KeyError, OSError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        # Keras has no error type of its own for a safe-mode refusal; its message is the one mark of it
+        if "safe_mode" in reason:
+            raise ModelError(
+                f"{path}: Keras safe mode refused to load it: it holds Python code (such as a Lambda layer's "
+                f"function) that loading would run, and a model file may carry arbitrary code; {SAVED_BY_TRAIN}"
+            ) from None
+        raise ModelError(f"{path}: Keras cannot load it ({reason}); {SAVED_BY_TRAIN}") from None
+    _check_shape(model, path)
+    return model
+
+
+def _check_shape(model: keras.Model, path: Path) -> None:
+    """Refuse a loadable model that is not an emotion classifier: predict, evaluate and export all read its
+    ``emotion`` output and feed it RGB images."""
+    if not any(layer.name == "emotion" for layer in model.layers):
+        outputs = ", ".join(model.output_names)
+        raise ModelError(
+            f"{path}: the model has no `emotion` output layer (its outputs: {outputs}), so it is not an emotion "
+            f"classifier of this pipeline; {SAVED_BY_TRAIN}"
+        )
+    shape = tuple(model.inputs[0].shape)
+    if len(model.inputs) != 1 or len(shape) != 4 or shape[3] != 3:
+        raise ModelError(f"{path}: the model takes inputs of shape {shape}, not RGB images (N, size, size, 3)")
 
 
 def input_size(model: keras.Model) -> int:

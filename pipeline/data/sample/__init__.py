@@ -32,6 +32,10 @@ JPEG_QUALITY = 90
 _NAME_STREAM = 2  # seed-sequence tag of the file-name shuffle; images use tag 1
 
 
+class OutputExists(ValueError):
+    """The output folder already holds files, which generating would mix with (or replace by) the sample data."""
+
+
 def _image_rng(seed: int, split: str, emotion: str, i: int) -> np.random.Generator:
     """The one Generator of an image: depends only on its key, never on what was drawn before it."""
     return np.random.default_rng([seed, 1, list(SPLITS).index(split), list(FOLDERS).index(emotion), i])
@@ -59,7 +63,9 @@ def generate(out_dir: Path, counts: dict[str, dict[str, int]], seed: int, size: 
                     f"{list(FOLDERS)} and a count >= 0"
                 )
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise ValueError(f"{out_dir} already exists and is not empty; sample data is written only to a new folder")
+        raise OutputExists(
+            f"{out_dir} already exists and is not empty; sample data is written only to a new or empty folder"
+        )
     jobs = [
         (split, name, i)
         for split in SPLITS
