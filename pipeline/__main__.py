@@ -26,6 +26,7 @@ USER_ERRORS = (
     "pipeline.config.ConfigError",
     "pipeline.stages.validate.ValidationFailed",
     "pipeline.data.images.ImageReadError",
+    "pipeline.data.split.SplitError",
     "pipeline.serving.inference.ModelError",
     "pipeline.commands.promote.GateFailed",
     "pipeline.release.registry.RegistryError",

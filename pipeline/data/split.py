@@ -9,16 +9,27 @@ import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
 
+class SplitError(ValueError):
+    """The Train split cannot be made as params ask; the message names the files or the key to change."""
+
+
 def group_keys(paths: pd.Series, pattern: str) -> pd.Series:
     """The subject id a regex takes from each file name (its named group ``group``, else its first group)."""
     regex = re.compile(pattern)
-    keys = []
+    keys, unmatched = [], []
     for path in paths:
-        name = path.rsplit("/", 1)[-1]
-        match = regex.search(name)
+        match = regex.search(path.rsplit("/", 1)[-1])
         if not match:
-            raise ValueError(f"{path}: file name does not match augment.group_regex {pattern!r}")
+            unmatched.append(path)
+            continue
         keys.append(match.groupdict().get("group") or (match.group(1) if regex.groups else match.group(0)))
+    if unmatched:
+        shown = ", ".join(unmatched[:5]) + (f" and {len(unmatched) - 5} more" if len(unmatched) > 5 else "")
+        which = "no Train file name" if len(unmatched) == len(paths) else f"{len(unmatched)} Train file names"
+        raise SplitError(
+            f"augment.group_regex {pattern!r} matches {which} ({shown}): every file name must carry its subject id "
+            "where the pattern finds it; fix the pattern, or set it to null for an ungrouped split"
+        )
     return pd.Series(keys, index=paths.index)
 
 
@@ -62,7 +73,7 @@ def train_val_split(
         side.iloc[val_idx] = "val"
         starved = sorted(set(train["label"]) - set(train.loc[side == "train", "label"]))
         if starved:
-            raise ValueError(
+            raise SplitError(
                 f"grouped split left no training image for class(es) {starved}: "
                 "lower augment.val_fraction or add subjects"
             )
