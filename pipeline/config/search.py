@@ -68,10 +68,13 @@ UNTUNABLE = ("architecture", "weights", "unet", "epochs", "finetune_epochs")
 
 
 class TuneConfig(Strict):
-    algorithm: Literal["hyperband", "random", "bayesian", "evolutionary"]
+    # none: no search; hparams.json holds train.<model>'s own values (runs that cannot afford a search)
+    algorithm: Literal["hyperband", "random", "bayesian", "evolutionary", "none"]
     max_trials: Count
     epochs_per_trial: Count
     time_cap_s: Annotated[int | None, within(0, above=True, null=True)]
+    trial_time_s: Annotated[float | None, within(0, above=True, null=True)]  # a trial's training stops at this
+    subset_per_class: Annotated[int | None, within(1, null=True)]  # training images per class a trial sees
     hyperband: HyperbandConfig
     bayesian: BayesianConfig
     evolutionary: EvolutionaryConfig

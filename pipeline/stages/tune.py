@@ -1,9 +1,10 @@
 """Stage `tune@<model>`: search train.<model>'s hyperparameters on the balanced data; the best go to hparams.json.
 
 The search's working folder lives under `--dir` in a subfolder named by a key of everything the search depends on
-(its definition in params, train.<model>, the data): a rerun with the same key resumes, a changed key starts afresh
-and the stale folder is removed. The budget (tune.max_trials, tune.time_cap_s) is not in the key, so raising it
-extends a search.
+(its definition in params, the train.<model> keys a trial reads, the data): a rerun with the same key resumes, a
+changed key starts afresh and the stale folder is removed. The budget (tune.max_trials, tune.time_cap_s) is not in
+the key, so raising it extends a search. With tune.algorithm none there is no search: hparams.json holds
+train.<model>'s own values of the space.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import csv
 import io
 import time
 from pathlib import Path
+from typing import Any
 
 from pipeline import atomic
 from pipeline.config import Params
@@ -22,45 +24,53 @@ from pipeline.tuning.records import Record
 
 # what is budget, not definition: changing it continues the same search
 BUDGET_KEYS = ("max_trials", "time_cap_s")
+NO_SEARCH = "none"
 
 
 def search_key(params: Params, name: str, index_file: Path) -> str:
     tune = {k: v for k, v in params.tune.model_dump().items() if k not in BUDGET_KEYS}
-    settings = [tune, params.train[name].model_dump(), params.image_size, params.seed, params.classes]
+    model = params.train[name].model_dump(include=set(trial.READS))  # the keys dvc.yaml tracks, no more
+    settings = [tune, model, params.image_size, params.seed, params.classes]
     return state.inputs_key(settings, index_file)
 
 
+def baseline(params: Params, name: str) -> dict[str, Any]:
+    """train.<model>'s own values of the space: the first trial of every search, and the whole of no search."""
+    return space.baseline(space.dimensions(params.tune.space), params.train[name])
+
+
 def run(params: Params, name: str, data: Path, root: Path, objective: trial.Objective) -> list[Record]:
-    """Search, resuming the search of the same key under ``root``; the trials' records."""
+    """Search, resuming the search of the same key under ``root``; the trials' records (none without a search)."""
     tune = params.tune
+    if tune.algorithm == NO_SEARCH:
+        return []
     dims = space.dimensions(tune.space)
-    baseline = space.baseline(dims, params.train[name])
     folder = state.keyed_folder(root, search_key(params, name, data / "index.csv"))
     if tune.algorithm == "evolutionary":
-        return evolution.search(tune, dims, baseline, objective, folder, params.seed)
-    return keras_search.search(tune, dims, baseline, objective, folder, params.seed)
+        return evolution.search(tune, dims, baseline(params, name), objective, folder, params.seed)
+    return keras_search.search(tune, dims, baseline(params, name), objective, folder, params.seed)
 
 
 def write_outputs(
-    params: Params, found: list[Record], hparams_path: Path, metrics_path: Path, plot_path: Path, seconds: float
-) -> Record:
-    best = records.best(found)
+    params: Params,
+    name: str,
+    found: list[Record],
+    hparams_path: Path,
+    metrics_path: Path,
+    plot_path: Path,
+    seconds: float,
+) -> Record | None:
+    """Write the stage's outputs; the best trial (None without a search, whose hparams are the baseline)."""
+    searched = params.tune.algorithm != NO_SEARCH
+    best = records.best(found) if searched else None
+    hparams = best.hparams if best else baseline(params, name)
+    atomic.write_json(hparams_path, hparams)
+    metrics: dict[str, Any] = {"algorithm": params.tune.algorithm, "objective": "val_macro_f1"}
+    if best:
+        metrics |= {"best_objective": round(best.objective, 4), "best_trial": best.trial_id}
+    metrics |= {"best_hparams": hparams, **records.summary(found), "search_seconds": round(seconds, 1)}
+    atomic.write_json(metrics_path, metrics)
     names = list(params.tune.space)
-    atomic.write_json(hparams_path, best.hparams)
-    done = records.completed(found)
-    atomic.write_json(
-        metrics_path,
-        {
-            "algorithm": params.tune.algorithm,
-            "objective": "val_macro_f1",
-            "best_objective": round(best.objective, 4),
-            "best_trial": best.trial_id,
-            "best_hparams": best.hparams,
-            "trials": len(done),
-            "failed_trials": len(found) - len(done),
-            "search_seconds": round(seconds, 1),
-        },
-    )
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=records.columns(names), lineterminator="\n")
     writer.writeheader()
@@ -81,5 +91,8 @@ def main(params: Params, argv: list[str]) -> None:
     name = args.model
     started = time.monotonic()
     found = run(params, name, args.data, args.dir, trial.objective(params, name, args.data))
-    best = write_outputs(params, found, args.hparams, args.metrics, args.plot, time.monotonic() - started)
+    best = write_outputs(params, name, found, args.hparams, args.metrics, args.plot, time.monotonic() - started)
+    if best is None:
+        print(f"tune {name}: no search (tune.algorithm none); train.{name} as set: {baseline(params, name)}")
+        return
     print(f"tune {name}: best validation macro F1 {best.objective:.3f} (trial {best.trial_id}) with {best.hparams}")

@@ -73,8 +73,13 @@ def compile_model(model: keras.Model, cfg: TrainConfig, learning_rate: float) ->
     )
 
 
-def datasets(params: Params, cfg: TrainConfig, data: Path) -> tuple[tf.data.Dataset, tf.data.Dataset, np.ndarray]:
+def datasets(
+    params: Params, cfg: TrainConfig, data: Path, train_per_class: int | None = None
+) -> tuple[tf.data.Dataset, tf.data.Dataset, np.ndarray]:
+    """The training and validation pipelines; ``train_per_class``: train on that many images per class at most."""
     index = pd.read_csv(data / "index.csv")
+    if train_per_class is not None:
+        index = train_subset(index, train_per_class, params.seed)
     train_paths, train_labels = tfdata.balanced_split(data, index, "train", params.classes)
     val_paths, val_labels = tfdata.balanced_split(data, index, "val", params.classes)
     n = len(params.classes)
@@ -93,6 +98,18 @@ def datasets(params: Params, cfg: TrainConfig, data: Path) -> tuple[tf.data.Data
         tfdata.image_files(val_paths, params.image_size), val_labels, n, cfg.batch_size, reconstruction=recon
     )
     return train, val, val_labels
+
+
+def train_subset(index: pd.DataFrame, per_class: int, seed: int) -> pd.DataFrame:
+    """``index`` with at most ``per_class`` training images of each class; the validation rows all kept.
+
+    Originals come before augmented copies, each in a seeded order: the subset holds as many distinct faces as the
+    class has (a minority class's copies are variations of a few originals), and every call with the same seed
+    picks the same images, so the trials of a search are compared on the same data.
+    """
+    train = index[index["split"] == "train"].sample(frac=1.0, random_state=seed)
+    kept = train.sort_values("augmented", kind="stable").groupby("label", sort=False).head(per_class)
+    return pd.concat([index[index["split"] != "train"], kept.sort_index()])
 
 
 def phase_runner(model: keras.Model) -> keras.Model:

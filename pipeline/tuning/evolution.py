@@ -148,9 +148,10 @@ def _vary(population: list[Individual], ga) -> list[Individual]:
 def _train(objective: Objective, hparams: dict[str, Any], epochs: int, trial_id: str, generation: int) -> Record:
     started = time.monotonic()
     try:
-        score, status = float(objective(hparams, epochs)), COMPLETED
+        outcome = objective(hparams, epochs)
+        score, status, cut_short = float(outcome.score), COMPLETED, outcome.cut_short
     except Exception:
         traceback.print_exc()
-        score, status = None, "FAILED"
+        score, status, cut_short = None, "FAILED", False
     seconds = round(time.monotonic() - started, 1)
-    return Record(trial_id, status, score, hparams, epochs, seconds, generation)
+    return Record(trial_id, status, score, hparams, epochs, seconds, generation, cut_short)

@@ -99,13 +99,13 @@ class Tuner(BaseTuner):
         epochs = int(values.get("tuner/epochs", self.epochs))
         started = time.monotonic()
         try:
-            score = self.objective_fn(space.from_values(self.dims, values), epochs)
+            outcome = self.objective_fn(space.from_values(self.dims, values), epochs)
         except Exception:
             traceback.print_exc()  # Keras Tuner keeps the trace only in the trial's record
             raise
-        run = {"epochs": epochs, "seconds": round(time.monotonic() - started, 1)}
+        run = {"epochs": epochs, "seconds": round(time.monotonic() - started, 1), "cut_short": outcome.cut_short}
         atomic.write_json(Path(self.get_trial_dir(trial.trial_id)) / RUN_FILE, run)
-        return {OBJECTIVE: score}
+        return {OBJECTIVE: outcome.score}
 
     def records(self) -> list[Record]:
         return [_record(t, Path(self.project_dir), self.dims) for t in self.oracle.trials.values()]
@@ -122,6 +122,7 @@ def _record(trial, project_dir: Path, dims) -> Record:
         hparams=space.from_values(dims, values) if all(d.name in values for d in dims) else {},
         epochs=run.get("epochs"),
         seconds=run.get("seconds"),
+        cut_short=run.get("cut_short", False),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import statistics
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ class Record:
     epochs: int | None  # per training phase
     seconds: float | None
     generation: int | None = None  # evolutionary search only
+    cut_short: bool = False  # tune.trial_time_s stopped its training before its epochs were done
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -25,6 +27,19 @@ class Record:
 
 def completed(records: list[Record]) -> list[Record]:
     return [r for r in records if r.status == COMPLETED and r.objective is not None]
+
+
+def summary(records: list[Record]) -> dict[str, Any]:
+    """What the search cost and what it got for it: the figures of metrics/tune/<model>.json besides the best."""
+    done = completed(records)
+    seconds = [r.seconds for r in done if r.seconds is not None]
+    # the median: the first trial's graph tracing and Hyperband's longer trials do not set the typical cost
+    return {
+        "trials": len(done),
+        "trials_cut_short": sum(r.cut_short for r in done),
+        "failed_trials": len(records) - len(done),
+        "seconds_per_trial": round(statistics.median(seconds), 1) if seconds else None,
+    }
 
 
 def best(records: list[Record]) -> Record:
@@ -37,7 +52,7 @@ def best(records: list[Record]) -> Record:
 
 
 def columns(names: list[str]) -> list[str]:
-    return ["trial", "trial_id", "objective", "best_so_far", "epochs", "seconds", *names]
+    return ["trial", "trial_id", "objective", "best_so_far", "epochs", "seconds", "cut_short", *names]
 
 
 def table(records: list[Record], names: list[str]) -> list[dict[str, Any]]:
@@ -53,6 +68,7 @@ def table(records: list[Record], names: list[str]) -> list[dict[str, Any]]:
                 "best_so_far": round(best_so_far, 4),
                 "epochs": r.epochs,
                 "seconds": r.seconds,
+                "cut_short": r.cut_short,
                 **{n: r.hparams.get(n) for n in names},
             }
         )

@@ -8,35 +8,44 @@ from __future__ import annotations
 
 import copy
 import csv
+import io
 import json
 import math
 import re
+import statistics
 import time
 
 import pytest
 
 from pipeline import config
 from pipeline.stages import train, tune
-from pipeline.tuning import evolution, space
+from pipeline.tuning import evolution, records, space, trial
 
 ALGORITHMS = ["random", "bayesian", "hyperband", "evolutionary"]
 
 
 class FakeObjective:
-    """A smooth score of the hyperparameters, a log of the calls, and optionally a kill at call ``interrupt_at``."""
+    """A smooth score of the hyperparameters, a log of the calls, and optionally a kill at call ``interrupt_at``.
 
-    def __init__(self, interrupt_at: int | None = None, seconds: float = 0.0):
+    ``epochs_in_budget``: the epochs that fit a trial's time budget; a trial asking for more is cut short there and
+    scored on what it reached, as the real objective's TimeBudget does.
+    """
+
+    def __init__(self, interrupt_at: int | None = None, seconds: float = 0.0, epochs_in_budget: int | None = None):
         self.calls: list[tuple[dict, int]] = []
         self.interrupt_at = interrupt_at
         self.seconds = seconds
+        self.epochs_in_budget = epochs_in_budget
 
-    def __call__(self, hparams: dict, epochs: int) -> float:
+    def __call__(self, hparams: dict, epochs: int) -> trial.Outcome:
         self.calls.append((hparams, epochs))
         if len(self.calls) == self.interrupt_at:
             raise KeyboardInterrupt  # what a kill looks like from inside: not an Exception, so not a failed trial
         time.sleep(self.seconds)
+        cut_short = self.epochs_in_budget is not None and epochs > self.epochs_in_budget
+        reached = self.epochs_in_budget if cut_short else epochs
         score = 0.6 - 0.1 * abs(math.log10(hparams["learning_rate"]) + 2.5) - abs(hparams["dropout"] - 0.2)
-        return score + (0.05 if hparams["optimizer"] == "adam" else 0.0) + 0.01 * epochs
+        return trial.Outcome(score + (0.05 if hparams["optimizer"] == "adam" else 0.0) + 0.01 * reached, cut_short)
 
 
 @pytest.fixture
@@ -65,7 +74,7 @@ def test_each_algorithm_writes_valid_hparams(raw_params, data, tmp_path, algorit
     objective = FakeObjective()
     found = search(params, data, tmp_path / "tuner", objective)
     out = {k: tmp_path / k for k in ("hparams.json", "metrics.json", "plot.csv")}
-    best = tune.write_outputs(params, found, out["hparams.json"], out["metrics.json"], out["plot.csv"], 1.0)
+    best = tune.write_outputs(params, "irv2", found, out["hparams.json"], out["metrics.json"], out["plot.csv"], 1.0)
 
     assert len(objective.calls) == len(found) == 4
     # the first trial is the hand-set configuration, whichever the algorithm
@@ -81,6 +90,8 @@ def test_each_algorithm_writes_valid_hparams(raw_params, data, tmp_path, algorit
     )
     metrics = json.loads(out["metrics.json"].read_text())
     assert metrics["trials"] == 4 and metrics["best_hparams"] == hparams
+    assert (metrics["failed_trials"], metrics["trials_cut_short"], metrics["search_seconds"]) == (0, 0, 1.0)
+    assert metrics["seconds_per_trial"] == statistics.median(r.seconds for r in found)
     assert metrics["best_objective"] == round(max(r.objective for r in found), 4)
     rows = list(csv.DictReader(out["plot.csv"].open()))
     assert [int(r["trial"]) for r in rows] == [1, 2, 3, 4]
@@ -163,3 +174,55 @@ def test_train_rejects_a_wrong_hparams_file(params, tmp_path):
     path.write_text(json.dumps({"learning_rate": 0.01, "head_unit": 8}))
     with pytest.raises(config.ConfigError, match=re.escape(f"{path}.head_unit: unknown key")):
         train.tuned(params.train["irv2"], path)
+
+
+def outputs(params, found, tmp_path, name="irv2"):
+    out = {k: tmp_path / k for k in ("hparams.json", "metrics.json", "plot.csv")}
+    best = tune.write_outputs(params, name, found, out["hparams.json"], out["metrics.json"], out["plot.csv"], 0.0)
+    return best, {k: v.read_text() for k, v in out.items()}
+
+
+@pytest.mark.parametrize("name", ["irv2", "irv2_unet"])
+def test_algorithm_none_writes_the_baseline_without_a_trial(raw_params, data, tmp_path, name):
+    raw = copy.deepcopy(raw_params)
+    raw["train"][name]["dropout"] = 0.45
+    raw["tune"]["algorithm"] = "none"
+    params = config.from_dict(raw)
+    objective = FakeObjective()
+    found = tune.run(params, name, data, tmp_path / "tuner", objective)
+    best, out = outputs(params, found, tmp_path, name)
+    assert found == [] and objective.calls == [] and best is None
+    assert not (tmp_path / "tuner").exists()  # no search state either
+    hparams = json.loads(out["hparams.json"])
+    assert hparams == space.baseline(space.dimensions(params.tune.space), params.train[name])
+    assert hparams["dropout"] == 0.45
+    metrics = json.loads(out["metrics.json"])
+    assert metrics["algorithm"] == "none" and metrics["best_hparams"] == hparams
+    assert (metrics["trials"], metrics["trials_cut_short"], metrics["failed_trials"]) == (0, 0, 0)
+    assert "best_objective" not in metrics and metrics["seconds_per_trial"] is None
+    assert out["plot.csv"].splitlines() == [",".join(records.columns(list(params.tune.space)))]
+
+
+@pytest.mark.parametrize("algorithm", ["hyperband", "evolutionary"])
+def test_a_trial_cut_short_by_its_time_budget_is_scored_and_counted(raw_params, data, tmp_path, algorithm):
+    # hyperband (max_epochs 3, factor 3): three one-epoch trials then a three-epoch one, which the budget cuts;
+    # evolutionary: every trial asks for epochs_per_trial 2 and gets 1
+    params = with_tune(raw_params, algorithm=algorithm, max_trials=4, epochs_per_trial=2, time_cap_s=None)
+    found = search(params, data, tmp_path / "tuner", FakeObjective(epochs_in_budget=1))
+    _, out = outputs(params, found, tmp_path)
+    cut = [r.cut_short for r in found]
+    assert cut == ([False, False, False, True] if algorithm == "hyperband" else [True] * 4)
+    assert all(r.status == "COMPLETED" and r.objective is not None for r in found)  # scored on what they reached
+    metrics = json.loads(out["metrics.json"])
+    assert (metrics["trials"], metrics["trials_cut_short"], metrics["failed_trials"]) == (4, sum(cut), 0)
+    rows = list(csv.DictReader(io.StringIO(out["plot.csv"])))
+    assert [r["cut_short"] for r in rows] == [str(c) for c in cut]
+    # the flag survives a resume: the records are read back from the search's own state
+    assert search(params, data, tmp_path / "tuner", FakeObjective()) == found
+
+
+def test_the_trial_time_budget_and_subset_are_part_of_the_search_definition(raw_params, data):
+    index = data / "index.csv"
+    key = tune.search_key(with_tune(raw_params), "irv2", index)
+    assert tune.search_key(with_tune(raw_params, trial_time_s=60), "irv2", index) != key  # scores would not compare
+    assert tune.search_key(with_tune(raw_params, subset_per_class=8), "irv2", index) != key
