@@ -8,6 +8,8 @@ exactly as the evaluate stage shows it the Test split. ``--faces detect`` or ``w
 (Evaluate, which must score every Test image, classifies a picture with no face whole, as the augment stage did
 for training, and reports how many there were; predict does not guess.)
 A file that cannot be read gets a row with status ``error`` and the reason; the run goes on with the other files.
+``--model ensemble`` loads the models of params.yaml evaluate.ensemble and gives each face the mean of their
+probabilities; with evaluate.tta, every model also sees each face's mirror, exactly as evaluate scores the Test split.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import csv
 import io
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -32,8 +34,9 @@ from pipeline.data import faces, media
 from pipeline.data.images import ImageReadError, write_png
 from pipeline.evaluation import draw, explain
 from pipeline.release import registry
-from pipeline.serving import inference
+from pipeline.serving import ensemble, inference
 
+ENSEMBLE_HELP = "the mean of the probabilities of params.yaml evaluate.ensemble's models, as evaluate scores it"
 BASE_COLUMNS = ["file", "frame", "face", "x", "y", "w", "h", "status", "label", "confidence", "message"]
 
 
@@ -47,6 +50,7 @@ class Settings:
     video_frame_step: int
     max_detect_side: int
     batch_size: int
+    tta: tuple[str, ...]  # evaluate.tta: predict sees each face as evaluate sees each Test image
 
 
 @dataclass(frozen=True)
@@ -142,22 +146,27 @@ def save_annotations(folder: Path, picture: Picture, rows: list[dict], heatmaps:
 
 
 def run(
-    model: keras.Model,
+    model: keras.Model | Sequence[keras.Model],
     paths: list[Path],
     s: Settings,
     annotate_dir: Path | None = None,
     gradcam_min_size: int | None = None,
 ) -> Iterator[dict]:
-    """Rows for every face in ``paths``, in input order; classifies in batches across pictures and frames."""
-    inference.check(model, s.image_size, s.classes)
+    """Rows for every face in ``paths``, in input order; classifies in batches across pictures and frames. Several
+    models are an ensemble: each face gets the mean of their probabilities (Grad-CAM explains one model only)."""
+    models = [model] if isinstance(model, keras.Model) else list(model)
+    for m in models:
+        inference.check(m, s.image_size, s.classes)
+    if gradcam_min_size is not None and len(models) != 1:
+        raise ValueError(f"Grad-CAM explains one model's evidence, not the mean of {len(models)}")
     detector = faces.FaceDetector() if s.faces == "detect" else None
-    cam = explain.GradCam(model, gradcam_min_size) if gradcam_min_size is not None else None
+    cam = explain.GradCam(models[0], gradcam_min_size) if gradcam_min_size is not None else None
     pending: list[Picture] = []
 
     def flush() -> Iterator[dict]:
         crops = [c for p in pending for c in p.crops]
         batch = np.stack(crops) if crops else np.zeros((0, s.image_size, s.image_size, 3), np.uint8)
-        probabilities = inference.classify(model, batch, s.batch_size)
+        probabilities = ensemble.classify(models, batch, s.batch_size, s.tta)
         heat = cam(batch).heatmaps if cam is not None and crops else {}
         start = 0
         for picture in pending:
@@ -207,6 +216,7 @@ def settings(params: Params, faces_mode: str, every: int | None) -> Settings:
         video_frame_step=every or params.predict.video_frame_step,
         max_detect_side=params.predict.max_detect_side,
         batch_size=params.predict.batch_size,
+        tta=tuple(params.evaluate.tta),
     )
 
 
@@ -215,7 +225,7 @@ def main(params: Params, argv: list[str]) -> None:
         prog="python -m pipeline predict", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("paths", nargs="+", type=Path, help="image files, folders (searched recursively), videos")
-    parser.add_argument("--model", required=True, help=registry.MODEL_HELP)
+    parser.add_argument("--model", required=True, help=f"{registry.MODEL_HELP}; or {ensemble.NAME}: {ENSEMBLE_HELP}")
     parser.add_argument("--model-file", type=Path, help=registry.MODEL_FILE_HELP)
     parser.add_argument(
         "--faces",
@@ -245,11 +255,13 @@ def main(params: Params, argv: list[str]) -> None:
         raise OptionError(
             f"--annotate {args.annotate}: is a file; give a folder (created if missing) for the annotated copies"
         )
+    if args.gradcam and args.model == ensemble.NAME:
+        raise OptionError(f"--gradcam explains one model's evidence; --model {ensemble.NAME} averages several")
     s = settings(params, args.faces, args.every)
-    _, model_file = registry.locate(args.model, args.model_file, sorted(params.train))
-    model = inference.load_model(model_file)
+    _, model_files = ensemble.locate(args.model, args.model_file, params)
+    models = [inference.load_model(f) for f in model_files]
     gradcam = params.evaluate.gradcam_min_map_size if args.gradcam else None
-    rows = list(run(model, args.paths, s, args.annotate, gradcam))
+    rows = list(run(models, args.paths, s, args.annotate, gradcam))
     text = render(rows, args.format, s.classes)
     if args.out:
         atomic.write_text(args.out, text)

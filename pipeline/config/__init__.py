@@ -7,7 +7,9 @@ missing, unknown, mistyped or out-of-range key is reported with its dotted path 
 from pipeline.config.errors import ConfigError
 from pipeline.config.loading import from_dict, load, merge, replace
 from pipeline.config.schema import (
+    ENSEMBLE,
     GATED_METRICS,
+    TTA_VIEWS,
     AugmentConfig,
     EvaluateConfig,
     Params,
@@ -30,7 +32,9 @@ from pipeline.config.search import (
 from pipeline.config.training import TrainConfig, UnetConfig
 
 __all__ = [
+    "ENSEMBLE",
     "GATED_METRICS",
+    "TTA_VIEWS",
     "UNTUNABLE",
     "AugmentConfig",
     "BayesianConfig",

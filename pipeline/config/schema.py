@@ -99,10 +99,21 @@ class ReferenceFigures(Strict):
     per_class_f1: dict[str, Share]
 
 
+# The test-time augmentations pipeline/serving/inference.py knows (a view of each image whose probabilities are
+# averaged with the image's own): flip, its left-right mirror.
+TTA_VIEWS = ("flip",)
+# The name of the ensemble beside the models of train: a row of metrics/evaluate.json, and a --model of predict, export
+ENSEMBLE = "ensemble"
+
+
 class EvaluateConfig(Strict):
     batch_size: Count
     gradcam_per_class: Count
     gradcam_min_map_size: Count
+    # applied to every model (and so to the ensemble) by evaluate, predict, export and the promotion gate alike
+    tta: Annotated[list[Annotated[str, one_of(TTA_VIEWS, "a test-time augmentation")]], nonempty(0, unique=True)]
+    # models of train whose mean probabilities are the ensemble; [] for none (checked against train in Params)
+    ensemble: Annotated[list[str], nonempty(0, unique=True)]
     reference: dict[str, ReferenceFigures]
 
 
@@ -161,8 +172,22 @@ with warnings.catch_warnings():
                 for label in figures.per_class_f1
                 if label not in self.classes
             ]
+            wrong += self._ensemble_problems()
             if self.predict.max_detect_side < self.image_size:
                 wrong.append((("predict", "max_detect_side"), f"{self.predict.max_detect_side} is below image_size"))
             if wrong:
                 raise problems(wrong)
             return self
+
+        def _ensemble_problems(self) -> list[tuple[tuple, str]]:
+            members = self.evaluate.ensemble
+            wrong = [
+                (("evaluate", "ensemble", i), f"{name!r} is not a model of train (one of {', '.join(self.train)})")
+                for i, name in enumerate(members)
+                if name not in self.train
+            ]
+            if len(members) == 1:  # the mean of one model is that model, a second row of the same figures
+                wrong.append((("evaluate", "ensemble"), "give at least two models of train, or [] for no ensemble"))
+            if ENSEMBLE in self.train:  # its figures, plots and predict --model would be the ensemble's
+                wrong.append((("train", ENSEMBLE), f"{ENSEMBLE!r} is the ensemble's name; give the model another"))
+            return wrong

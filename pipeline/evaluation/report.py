@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.config import Params
+from pipeline.config import ENSEMBLE, Params
 
 SUMMARY = [
     ("accuracy", "accuracy"),
@@ -70,6 +70,21 @@ def confusion_table(classes: list[str], matrix: np.ndarray) -> list[str]:
     return _table(header, [[c, *(str(int(v)) for v in row)] for c, row in zip(classes, matrix, strict=True)])
 
 
+def method_notes(params: Params, results: dict[str, dict]) -> list[str]:
+    """How the rows were computed beyond a plain forward pass: the ensemble, test-time augmentation."""
+    notes = []
+    if ENSEMBLE in results:
+        members = " and ".join(f"**{m}**" for m in params.evaluate.ensemble)
+        notes.append(f"**{ENSEMBLE}**: the mean of the class probabilities of {members} (`evaluate.ensemble`).")
+    if params.evaluate.tta:
+        notes.append(
+            "Test-time augmentation (`evaluate.tta`: "
+            f"{', '.join(params.evaluate.tta)}): every model's probabilities are the mean over each image and its "
+            "augmented views (flip: its left-right mirror)."
+        )
+    return [" ".join(notes), ""] if notes else []
+
+
 def markdown(
     params: Params,
     rows: pd.DataFrame,
@@ -103,6 +118,7 @@ def markdown(
         "they come from the study's own data and settings, so they are a yardstick, not a like-for-like comparison "
         "(on the embedded synthetic sample data, none at all). Log loss: lower is better.",
         "",
+        *method_notes(params, results),
         "## Per class",
         "",
         *per_class_table(params, results),

@@ -41,9 +41,10 @@ def labels(rows: pd.DataFrame, params: Params) -> np.ndarray:
 
 
 def probabilities(model: keras.Model, images: np.ndarray, params: Params) -> np.ndarray:
-    """The model's class probabilities of prepared images; a model trained for other params is refused."""
+    """The model's class probabilities of prepared images, with the test-time augmentation of params (evaluate.tta);
+    a model trained for other params is refused."""
     inference.check(model, params.image_size, params.classes)
-    return inference.classify(model, images, params.evaluate.batch_size)
+    return inference.classify(model, images, params.evaluate.batch_size, params.evaluate.tta)
 
 
 def score(labels: np.ndarray, probabilities: np.ndarray, classes: list[str]) -> dict:

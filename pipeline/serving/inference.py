@@ -7,6 +7,7 @@ stage writes those arrays as PNGs, and tf.data applies the backbone's preprocess
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import keras
@@ -103,8 +104,23 @@ def emotion(outputs) -> np.ndarray:
     return np.asarray(keras.ops.convert_to_numpy(outputs), dtype=np.float32)
 
 
-def classify(model: keras.Model, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
-    """Class probabilities (N x classes) of uint8 RGB images (N x size x size x 3) at the model's input size."""
+def view(images: np.ndarray, name: str) -> np.ndarray:
+    """A test-time augmented view of images (N x size x size x 3): ``flip`` mirrors each left to right, a view that
+    training showed the models too (augment.horizontal_flip) and that keeps a face's emotion."""
+    if name == "flip":
+        return images[:, :, ::-1]
+    raise ValueError(f"unknown test-time augmentation {name!r}")
+
+
+def classify(model: keras.Model, images: np.ndarray, batch_size: int = 32, tta: Sequence[str] = ()) -> np.ndarray:
+    """Class probabilities (N x classes) of uint8 RGB images (N x size x size x 3) at the model's input size; with
+    ``tta`` (params evaluate.tta), the mean of the probabilities of each image and of its views."""
+    probabilities = [_classify(model, images, batch_size)]  # checks the shape before any view is made
+    probabilities += [_classify(model, view(images, name), batch_size) for name in tta]
+    return np.mean(probabilities, axis=0, dtype=np.float32)
+
+
+def _classify(model: keras.Model, images: np.ndarray, batch_size: int) -> np.ndarray:
     size = input_size(model)
     if images.ndim != 4 or images.shape[1:] != (size, size, 3):
         raise ValueError(f"expected images of shape (N, {size}, {size}, 3), got {images.shape}")

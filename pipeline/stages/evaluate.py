@@ -3,8 +3,9 @@
 Test images go through the same ``faces.prepare`` as the training images did in the augment stage (face crop or not,
 margin, image size) and the same backbone preprocessing. Per model: the figures of ``classification_metrics`` plus
 the log loss (it moves with any change of the weights, where accuracy on a small split often does not) and the
-confusion matrix, as a `dvc plots` CSV and a PNG. Grad-CAM heat maps of a few images per class, and a report that
-sets the models side by side with the study's published figures.
+confusion matrix, as a `dvc plots` CSV and a PNG; the same for the ensemble (evaluate.ensemble), the mean of its
+members' probabilities. With evaluate.tta every model sees each image and its mirror too. Grad-CAM heat maps of
+a few images per class, and a report that sets the models side by side with the study's published figures.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pipeline import atomic
 from pipeline.config import Params
 from pipeline.evaluation import draw, explain, scoring
 from pipeline.evaluation import report as evaluation_report
-from pipeline.serving import inference
+from pipeline.serving import ensemble, inference
 
 
 def confusion(labels: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:
@@ -75,12 +76,12 @@ def gradcam_panels(model: keras.Model, name: str, images: np.ndarray, params: Pa
     return panels, {f"{name} {t.title}": t.layer for t in result.targets}
 
 
-def score_model(
-    model: keras.Model, name: str, rows: pd.DataFrame, images: np.ndarray, params: Params, plots: Path, figures: Path
+def score_probabilities(
+    probabilities: np.ndarray, name: str, rows: pd.DataFrame, params: Params, plots: Path, figures: Path
 ) -> dict:
-    """One model's figures on the prepared Test images; writes its confusion matrix (CSV for DVC, and PNG)."""
+    """One row's figures from its probabilities of the prepared Test images; writes its confusion matrix (CSV for
+    DVC, and PNG)."""
     labels = scoring.labels(rows, params)
-    probabilities = scoring.probabilities(model, images, params)
     result = scoring.score(labels, probabilities, params.classes)
     predicted = probabilities.argmax(axis=1)
     with atomic.target(plots / f"{name}.csv") as tmp:
@@ -91,21 +92,27 @@ def score_model(
 
 
 def run(params: Params, models: dict[str, Path], args: argparse.Namespace) -> dict:
-    """Score ``models`` (name -> model file) on the Test split; write the stage's outputs named in ``args``."""
+    """Score ``models`` (name -> model file), and the ensemble of params' evaluate.ensemble, on the Test split;
+    write the stage's outputs named in ``args``."""
     rows, images, faces_missing = scoring.test_split(pd.read_csv(args.manifest), args.raw, params)
     picks = gradcam_picks(rows, params.classes, params.evaluate.gradcam_per_class)
     grid_rows = [[(f"{Path(rows['path'][i]).name} ({rows['label'][i]})", images[i])] for i in picks]
-    results, layers = {}, {}
+    results, layers, probabilities = {}, {}, {}
     for name, model_file in models.items():  # one full InceptionResNetV2 in memory at a time
         model = inference.load_model(model_file)
-        results[name] = score_model(model, name, rows, images, params, args.plots, args.figures)
-        if params.augment.face_crop:
-            results[name]["faces_missing"] = faces_missing  # these were classified whole, as in training
+        probabilities[name] = scoring.probabilities(model, images, params)
+        results[name] = score_probabilities(probabilities[name], name, rows, params, args.plots, args.figures)
         panels, model_layers = gradcam_panels(model, name, images[picks], params)
         for grid_row, extra in zip(grid_rows, panels, strict=True):
             grid_row.extend(extra)
         layers.update(model_layers)
         del model
+    if params.evaluate.ensemble:  # from the members' probabilities above: no model is run again
+        mean = ensemble.mean([probabilities[m] for m in params.evaluate.ensemble])
+        results[ensemble.NAME] = score_probabilities(mean, ensemble.NAME, rows, params, args.plots, args.figures)
+    if params.augment.face_crop:
+        for result in results.values():
+            result["faces_missing"] = faces_missing  # these were classified whole, as in training
     explain.grid(args.figures / "gradcam.png", grid_rows, "Grad-CAM on Test images: the predicted class's evidence")
     metrics = {n: {k: v for k, v in r.items() if k != "confusion"} for n, r in results.items()}
     atomic.write_json(args.metrics, metrics)
@@ -132,6 +139,9 @@ def main(params: Params, argv: list[str]) -> None:
     unknown = sorted(set(models) - set(params.train))
     if unknown:
         parser.error(f"unknown model(s) {unknown}: params.yaml trains {sorted(params.train)}")
+    absent = [m for m in params.evaluate.ensemble if m not in models]
+    if absent:
+        parser.error(f"the ensemble (params.yaml evaluate.ensemble) needs {absent}: give each with --models")
     for name, m in run(params, models, args).items():
         print(
             f"evaluate {name}: Test accuracy {m['accuracy']:.3f}, macro F1 {m['macro_f1']:.3f} "

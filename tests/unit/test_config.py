@@ -27,6 +27,12 @@ def test_repository_params_load(params):
         ({"class_aliases": {"glad": "glee"}}, "class_aliases.glad: 'glee' is not one of classes"),
         ({"validate": {"min_images_per_class": {"val": 1}}}, "min_images_per_class.val: unknown split"),
         ({"promote": {"gate": {"val_macro_f1": 0.3}}}, "promote.gate.val_macro_f1: not a gated Test metric"),
+        ({"evaluate": {"tta": "flip"}}, "evaluate.tta: expected a list"),
+        ({"evaluate": {"tta": ["rotate"]}}, "evaluate.tta[0]: 'rotate' is not a test-time augmentation (one of flip)"),
+        ({"evaluate": {"tta": ["flip", "flip"]}}, "evaluate.tta: names must be unique (flip repeated)"),
+        ({"evaluate": {"ensemble": ["irv2"]}}, "evaluate.ensemble: give at least two models of train, or []"),
+        ({"evaluate": {"ensemble": ["irv2", "resnet"]}}, "evaluate.ensemble[1]: 'resnet' is not a model of train"),
+        ({"evaluate": {"ensemble": ["irv2", "irv2"]}}, "evaluate.ensemble: names must be unique (irv2 repeated)"),
         ({"promote": {"gate": {"macro_f1": 1.5}}}, "promote.gate.macro_f1: floor 1.5 is outside [0, 1]"),
         ({"promote": {"tolerance": -1}}, "promote.tolerance: -1.0 is outside [0, 1]"),
         ({"promote": {"per_class_tolerance": 2.0}}, "promote.per_class_tolerance: 2.0 is outside [0, 1]"),
@@ -58,3 +64,9 @@ def test_load_names_the_file(tmp_path):
 )
 def test_folder_names_normalise(params, folder, label):
     assert normalise(folder, params.classes, params.class_aliases) == label
+
+
+def test_ensemble_may_be_off_and_its_name_is_no_model_name(raw_params):
+    assert config.from_dict(raw_params, {"evaluate": {"ensemble": []}}).evaluate.ensemble == []
+    with pytest.raises(config.ConfigError, match=re.escape("train.ensemble: 'ensemble' is the ensemble's name")):
+        config.from_dict(raw_params, {"train": {"ensemble": raw_params["train"]["irv2"]}})

@@ -3,6 +3,8 @@ split, the report."""
 
 from __future__ import annotations
 
+import argparse
+import json
 from pathlib import Path
 
 import cv2
@@ -14,6 +16,7 @@ from pipeline.data import faces
 from pipeline.data.images import read_rgb
 from pipeline.evaluation import report as evaluation_report
 from pipeline.evaluation import scoring
+from pipeline.serving import ensemble, inference
 from pipeline.stages import evaluate
 from tests.unit import tiny_models
 
@@ -149,3 +152,86 @@ def test_cli_takes_each_model_with_its_file(capsys):
     with pytest.raises(SystemExit):
         evaluate.main(tiny_models.params(), ["--models", "resnet=r.keras", *paths])
     assert "unknown model(s) ['resnet']" in capsys.readouterr().err
+
+
+def test_ensemble_is_the_mean_of_its_members():
+    a = one_hot_probabilities(PREDICTED, 3, 0.7)
+    b = one_hot_probabilities(LABELS, 3, 0.9)
+    mean = ensemble.mean([a, b])
+    np.testing.assert_allclose(mean, (a + b) / 2, atol=1e-6)
+    np.testing.assert_allclose(mean.sum(axis=1), 1, atol=1e-6)
+
+
+def test_flip_tta_is_the_mean_of_image_and_mirror():
+    model = tiny_models.model("irv2")
+    images = np.random.default_rng(3).integers(0, 256, (3, 75, 75, 3), dtype=np.uint8)
+    mirrored = images[:, :, ::-1]
+    expected = (inference.classify(model, images) + inference.classify(model, mirrored)) / 2
+    np.testing.assert_allclose(inference.classify(model, images, 2, ["flip"]), expected, atol=1e-6)
+    np.testing.assert_array_equal(inference.view(images, "flip")[:, :, 0], images[:, :, -1])
+
+
+def test_report_names_the_ensemble_and_the_tta():
+    params = tiny_models.params()
+    params = params.model_copy(update={"evaluate": params.evaluate.model_copy(update={"tta": ["flip"]})})
+    notes = " ".join(evaluation_report.method_notes(params, {"irv2": {}, "irv2_unet": {}, "ensemble": {}}))
+    assert "**ensemble**: the mean of the class probabilities of **irv2** and **irv2_unet**" in notes
+    assert "Test-time augmentation (`evaluate.tta`: flip)" in notes
+    assert evaluation_report.method_notes(tiny_models.params(), {"irv2": {}}) == []
+
+
+@pytest.mark.slow
+def test_evaluate_scores_the_ensemble_from_the_members_probabilities(tiny_raw, tmp_path, monkeypatch):
+    """A third row, `ensemble`, in the metrics, the plots and the report, from the two models' probabilities (no
+    third inference pass); with evaluate.tta every row sees each image and its mirror."""
+    params = tiny_models.params()
+    params = params.model_copy(update={"evaluate": params.evaluate.model_copy(update={"tta": ["flip"]})})
+    paths = sorted(p.relative_to(tiny_raw).as_posix() for p in tiny_raw.rglob("*.jpg"))
+    manifest = pd.DataFrame(
+        {"path": paths, "split": [p.split("/")[0].lower() for p in paths], "error": None}
+        | {"label": [p.split("/")[1].lower() for p in paths]}
+    )
+    manifest.to_csv(tmp_path / "manifest.csv", index=False)
+    # the tiny models stand in for the trained files (saving two full backbones would take long)
+    monkeypatch.setattr(inference, "load_model", lambda path: tiny_models.model(Path(path).parent.name))
+    passes = []
+    probabilities = scoring.probabilities
+    monkeypatch.setattr(scoring, "probabilities", lambda *a: passes.append(a) or probabilities(*a))
+    args = argparse.Namespace(
+        manifest=tmp_path / "manifest.csv",
+        raw=tiny_raw,
+        metrics=tmp_path / "metrics/evaluate.json",
+        plots=tmp_path / "plots/confusion",
+        report=tmp_path / "reports/evaluation.md",
+        figures=tmp_path / "reports/figures",
+    )
+    models = {name: Path(f"models/{name}/model.keras") for name in ("irv2", "irv2_unet")}
+    metrics = evaluate.run(params, models, args)
+
+    assert len(passes) == 2  # one per model: the ensemble reuses their probabilities
+    assert list(metrics) == ["irv2", "irv2_unet", "ensemble"]
+    assert json.loads(args.metrics.read_text()) == metrics
+    assert set(metrics["ensemble"]) == set(metrics["irv2"])
+    rows, images, _ = scoring.test_split(manifest, tiny_raw, params)
+    labels = scoring.labels(rows, params)
+    batch = params.evaluate.batch_size
+    each = {n: inference.classify(tiny_models.model(n), images, batch, ["flip"]) for n in models}
+    expected = {
+        "irv2": scoring.score(labels, each["irv2"], params.classes),
+        "ensemble": scoring.score(labels, (each["irv2"] + each["irv2_unet"]) / 2, params.classes),
+    }
+    for name, figures in expected.items():
+        for key in ("accuracy", "macro_f1", "log_loss"):
+            assert metrics[name][key] == pytest.approx(figures[key], abs=2e-4), (name, key)
+    plot = pd.read_csv(args.plots / "ensemble.csv")
+    assert list(plot.columns) == ["actual", "predicted", "path"] and len(plot) == len(rows)
+    report = args.report.read_text()
+    assert any(line.startswith("| **ensemble** ") for line in report.splitlines())
+    assert (args.figures / "confusion_ensemble.png").is_file()
+
+
+def test_cli_needs_every_member_of_the_ensemble(capsys):
+    paths = [a for option in ("manifest", "raw", "metrics", "plots", "report", "figures") for a in (f"--{option}", "x")]
+    with pytest.raises(SystemExit):
+        evaluate.main(tiny_models.params(), ["--models", "irv2=a.keras", *paths])
+    assert "the ensemble (params.yaml evaluate.ensemble) needs ['irv2_unet']" in capsys.readouterr().err

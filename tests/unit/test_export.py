@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from pipeline.commands import export
-from pipeline.serving import inference
+from pipeline.serving import ensemble, inference
 from tests.unit import tiny_models
 
 pytestmark = pytest.mark.slow
@@ -59,3 +59,51 @@ def test_metadata_names_classes_and_input():
     meta = export.metadata(params, "irv2", "tflite")
     assert meta["classes"] == params.classes
     assert meta["input"]["shape"] == [None, 75, 75, 3] and meta["input"]["range"] == [0, 255]
+
+
+@pytest.fixture(scope="module")
+def members():
+    return [tiny_models.model("irv2"), tiny_models.model("irv2_unet")]
+
+
+@pytest.fixture(scope="module")
+def saved_ensemble(tmp_path_factory, members):
+    """The ensemble of both tiny models, with the flip test-time augmentation, exported once."""
+    out = tmp_path_factory.mktemp("export") / "ensemble"
+    export.savedmodel(members, out, ["flip"])
+    return out
+
+
+def test_ensemble_serving_model_is_the_mean_of_both_models_on_one_input(members, pixels):
+    served = export.serving_model(members, ["flip"])
+    assert len(served.inputs) == 1
+    expected = ensemble.classify(members, pixels, 32, ["flip"])
+    np.testing.assert_allclose(np.asarray(served(pixels.astype(np.float32), training=False)), expected, atol=1e-5)
+
+
+def test_ensemble_savedmodel_matches_python(saved_ensemble, members, pixels):
+    loaded = tf.saved_model.load(str(saved_ensemble))  # held: its variables go with it
+    served = loaded.serve(tf.constant(pixels, tf.float32))
+    np.testing.assert_allclose(served.numpy(), ensemble.classify(members, pixels, 32, ["flip"]), atol=1e-5)
+
+
+@pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated")
+def test_ensemble_tflite_matches_python(saved_ensemble, members, pixels, tmp_path):
+    out = tmp_path / "ensemble.tflite"
+    export.tflite_from_savedmodel(saved_ensemble, out)
+    interpreter = tf.lite.Interpreter(model_path=str(out))
+    index = interpreter.get_input_details()[0]["index"]
+    interpreter.resize_tensor_input(index, pixels.shape)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(index, pixels.astype(np.float32))
+    interpreter.invoke()
+    got = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    np.testing.assert_allclose(got, ensemble.classify(members, pixels, 32, ["flip"]), atol=1e-4)
+
+
+def test_ensemble_metadata_names_its_members_and_tta():
+    params = tiny_models.params()
+    meta = export.metadata(params, "ensemble", "savedmodel")
+    assert meta["members"] == params.evaluate.ensemble == ["irv2", "irv2_unet"]
+    assert meta["tta"] == params.evaluate.tta
+    assert export.metadata(params, "irv2", "tflite")["members"] == ["irv2"]

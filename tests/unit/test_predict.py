@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import re
 from pathlib import Path
 
 import cv2
@@ -13,11 +14,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.commands import predict
+from pipeline.commands import OptionError, predict
 from pipeline.data import faces, sample
 from pipeline.data.images import read_rgb
-from pipeline.serving import inference
+from pipeline.release import registry
+from pipeline.serving import ensemble, inference
 from tests.unit import tiny_models
+from tests.workspace import REPO
 
 
 @pytest.fixture(scope="module")
@@ -220,3 +223,63 @@ def test_cli_refuses_gradcam_without_annotate(tmp_path):
 def test_a_model_of_another_size_is_refused(model, whole, sample_faces):
     with pytest.raises(inference.ModelError, match="takes 75 px images, params.yaml image_size is 80"):
         run(model, [sample_faces], dataclasses.replace(whole, image_size=80))
+
+
+def test_ensemble_gives_one_label_per_picture_from_the_mean(whole, sample_faces):
+    members = [tiny_models.model("irv2"), tiny_models.model("irv2_unet")]
+    rows = run(members, [sample_faces], whole)
+    pictures = sorted(sample_faces.rglob("*.jpg"))
+    assert len(rows) == len(pictures) and all(r["status"] == "ok" and r["label"] in whole.classes for r in rows)
+    views = np.stack([faces.resize(read_rgb(Path(r["file"])), 75) for r in rows])
+    expected = ensemble.mean([inference.classify(m, views, whole.batch_size) for m in members])
+    got = np.array([[r[f"p_{c}"] for c in whole.classes] for r in rows])
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+def test_predict_reads_the_tta_of_evaluate():
+    params = tiny_models.params()
+    assert predict.settings(params, "whole", None).tta == tuple(params.evaluate.tta)
+    flipped = params.model_copy(update={"evaluate": params.evaluate.model_copy(update={"tta": ["flip"]})})
+    assert predict.settings(flipped, "whole", None).tta == ("flip",)
+
+
+def test_cli_model_ensemble_loads_every_member(sample_faces, tmp_path, monkeypatch):
+    loaded = []
+
+    def load_model(path: Path):  # the tiny models stand in for the trained files
+        loaded.append(path)
+        return tiny_models.model(path.parent.name)
+
+    monkeypatch.setattr(inference, "load_model", load_model)
+    monkeypatch.chdir(REPO)  # dvc.yaml's artifacts place each member's file
+    out = tmp_path / "rows.csv"
+    argv = [str(sample_faces), "--model", "ensemble", "--faces", "whole", "--out", str(out)]
+    predict.main(tiny_models.params(), argv)
+    assert loaded == [Path("models/irv2/model.keras"), Path("models/irv2_unet/model.keras")]
+    table = pd.read_csv(out)
+    assert len(table) == len(list(sample_faces.rglob("*.jpg"))) and table["label"].notna().all()
+
+
+@pytest.mark.parametrize(
+    ("model", "extra", "message"),
+    [
+        ("ensemble@prod", [], "the ensemble is not a registry artifact"),
+        ("ensemble", ["--model-file", "m.keras"], "give --model-file with one model only"),
+        ("ensemble", ["--annotate", "out", "--gradcam"], "--gradcam explains one model's evidence"),
+    ],
+)
+def test_cli_ensemble_refusals(model, extra, message, tmp_path):
+    with pytest.raises((OptionError, registry.RegistryError), match=re.escape(message)):
+        predict.main(tiny_models.params(), [str(tmp_path), "--model", model, *extra])
+
+
+def test_locate_names_the_members_files_or_one_model(tmp_path):
+    params = tiny_models.params()
+    assert ensemble.locate("ensemble", None, params, REPO) == (
+        "ensemble",
+        [REPO / "models/irv2/model.keras", REPO / "models/irv2_unet/model.keras"],
+    )
+    assert ensemble.locate("irv2", Path("x.keras"), params, REPO) == ("irv2", [Path("x.keras")])
+    off = params.model_copy(update={"evaluate": params.evaluate.model_copy(update={"ensemble": []})})
+    with pytest.raises(registry.RegistryError, match="evaluate.ensemble is empty"):
+        ensemble.locate("ensemble", None, off, REPO)
