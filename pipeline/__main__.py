@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import shutil
 import sys
 
 # command -> module with a ``main(params, argv)``; imported lazily so `--help` and light commands stay fast.
@@ -57,6 +58,27 @@ def refuse_unwanted_stage() -> str | None:
     )
 
 
+def has_nvidia_gpu() -> bool:
+    """Whether this machine has an NVIDIA GPU, without importing TensorFlow (which is what we are about to tune)."""
+    return os.path.exists("/dev/nvidia0") or shutil.which("nvidia-smi") is not None
+
+
+def quiet_cuda_probe() -> None:
+    """On a machine without a GPU, hide TensorFlow's CUDA probe (``failed call to cuInit``, cudart_stub): it is logged
+    at absl's ERROR level, which only TF_CPP_MIN_LOG_LEVEL=3 hides. Must run before TensorFlow is imported. A level
+    the user set is kept; on a GPU machine TensorFlow's errors stay visible (2 hides its info and warnings only)."""
+    if "TF_CPP_MIN_LOG_LEVEL" not in os.environ:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2" if has_nvidia_gpu() else "3"
+
+
+def log_device() -> None:
+    """Say what TensorFlow runs on, since the CUDA probe's own messages may now be hidden."""
+    tf = sys.modules["tensorflow"]
+    gpus = tf.config.list_physical_devices("GPU")
+    names = [tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in gpus]
+    print(f"device: {', '.join(names)}" if names else "device: no GPU found: running on CPU", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
@@ -67,11 +89,17 @@ def main(argv: list[str] | None = None) -> int:
     if refused:
         print(f"error: {refused}", file=sys.stderr)
         return 1
+    quiet_cuda_probe()
     from pipeline import config
 
     try:
         params = config.load(ns.params)
-        importlib.import_module(COMMANDS[ns.command]).main(params, ns.args)
+        tensorflow_before = "tensorflow" in sys.modules
+        command = importlib.import_module(COMMANDS[ns.command])
+        # once, by the command that brought TensorFlow in; commands without it (validate, augment) run on no device
+        if not tensorflow_before and "tensorflow" in sys.modules:
+            log_device()
+        command.main(params, ns.args)
     except _user_error_types() as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -51,6 +51,13 @@ def test_quick_bench_reports_machine_and_every_model(results):
     _positive(figures["memory"], "rss_peak_mib")
 
 
+def test_quick_bench_times_the_cold_start_of_predict(results):
+    params, figures = results
+    cold = figures["predict_cold_start"]
+    assert cold["model"] in params.train and cold["image_size"] == params.image_size and cold["reps"] == 1
+    _positive(cold, "predict_cold_start_s", "import_s", "model_file_mib")
+
+
 def test_quick_bench_sets_input_pipeline_and_augmentation_beside_their_baselines(results):
     params, figures = results
     (feed,) = figures["input_pipeline"]

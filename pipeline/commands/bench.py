@@ -6,6 +6,7 @@ input pipeline and augmentation are timed on the same images that the models wou
 there, otherwise generated faces), and each is set beside what it must keep up with: the input pipeline beside the
 training throughput, our augmentation beside Keras' legacy ImageDataGenerator doing the same operations.
 On a GPU every model is also timed with mixed precision and XLA on and off; on a CPU only as params.yaml says.
+The cold start of `predict` on one photo (a fresh process: imports, model load, one classification) is timed too.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pipeline import atomic
 from pipeline.config import Params
 from pipeline.models import build
 from pipeline.profiling import data as data_profile
-from pipeline.profiling import models, system
+from pipeline.profiling import models, startup, system
 
 STUDY_SIZE = 299  # the study's input size, timed beside params' image_size
 
@@ -40,10 +41,11 @@ class Budget:
     latency_reps: int
     augment_images: int
     pipeline_images: int
+    startup_reps: int  # fresh `predict` processes timed for the cold start (each takes seconds)
 
 
-FULL = Budget([], 3, 2, 8, inference_reps=2, latency_reps=10, augment_images=256, pipeline_images=512)
-QUICK = Budget([], 1, 1, 2, inference_reps=1, latency_reps=2, augment_images=16, pipeline_images=32)
+FULL = Budget([], 3, 2, 8, inference_reps=2, latency_reps=10, augment_images=256, pipeline_images=512, startup_reps=3)
+QUICK = Budget([], 1, 1, 2, inference_reps=1, latency_reps=2, augment_images=16, pipeline_images=32, startup_reps=1)
 
 
 def model_figures(params: Params, name: str, size: int, budget: Budget, gpu: bool) -> list[dict]:
@@ -84,6 +86,11 @@ def run(params: Params, data: Path, budget: Budget) -> dict:
         "models": [],
         "input_pipeline": [],
     }
+    with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
+        # first, while this process holds no models: the subprocesses then compete with nothing of the bench's own
+        cold = startup.predict_cold_start(params, next(iter(params.train)), Path(scratch), budget.startup_reps)
+    results["predict_cold_start"] = cold
+    print(f"bench predict cold start: {cold['predict_cold_start_s']} s, of which imports {cold['import_s']} s")
     for size in budget.sizes:
         for name in params.train:
             results["models"].extend(model_figures(params, name, size, budget, gpu))

@@ -2,11 +2,12 @@
 
 Each face becomes a row: file, frame (videos), face index and box, label, confidence and every class's probability.
 What the model is shown follows its training (``--faces auto``): a model trained on face crops
-(augment.face_crop: true) gets every face the Haar cascade finds, cropped as in training, and a picture with no face
-gets a row with status ``no_face`` and no label; a model trained on whole pictures gets the whole picture, resized,
-exactly as the evaluate stage shows it the Test split. ``--faces detect`` or ``whole`` overrides that choice.
-(Evaluate, which must score every Test image, classifies a picture with no face whole, as the augment stage did
-for training, and reports how many there were; predict does not guess.)
+(augment.face_crop: true) gets every face the Haar cascade finds, cropped as in training, and a picture in which it
+finds none (such as a photo that is already a tight face crop) is classified whole, as the augment and evaluate
+stages treat such a picture, its row saying ``no face found: whole image used``; a model trained on whole pictures
+gets the whole picture, resized, exactly as the evaluate stage shows it the Test split. ``--faces whole`` always
+classifies the whole picture; ``--faces detect`` only the faces found: a picture without one gets a row with status
+``no_face`` and no label.
 A file that cannot be read gets a row with status ``error`` and the reason; the run goes on with the other files.
 ``--model ensemble`` loads the models of params.yaml evaluate.ensemble and gives each face the mean of their
 probabilities; with evaluate.tta, every model also sees each face's mirror, exactly as evaluate scores the Test split.
@@ -37,6 +38,7 @@ from pipeline.release import registry
 from pipeline.serving import ensemble, inference
 
 ENSEMBLE_HELP = "the mean of the probabilities of params.yaml evaluate.ensemble's models, as evaluate scores it"
+WHOLE_FALLBACK = "no face found: whole image used"
 BASE_COLUMNS = ["file", "frame", "face", "x", "y", "w", "h", "status", "label", "confidence", "message"]
 
 
@@ -44,7 +46,7 @@ BASE_COLUMNS = ["file", "frame", "face", "x", "y", "w", "h", "status", "label", 
 class Settings:
     classes: list[str]
     image_size: int
-    faces: str  # "detect" or "whole"
+    faces: str  # "detect", "whole", or "detect_or_whole" (the whole picture where no face is found)
     face_margin: float
     image_extensions: tuple[str, ...]
     video_frame_step: int
@@ -111,7 +113,11 @@ def find_faces(picture: Picture, s: Settings, detector: faces.FaceDetector | Non
     # the same crop and resize as faces.prepare gives training and evaluation for the largest face
     crops = tuple(faces.resize(faces.crop(rgb, b, s.face_margin), s.image_size) for b in boxes)
     found = replace(picture, width=rgb.shape[1], boxes=boxes, crops=crops)
-    return found if boxes else replace(found, status="no_face", message="no face found; not classified")
+    if boxes:
+        return found
+    if s.faces == "detect_or_whole":
+        return replace(find_faces(picture, s, None), message=WHOLE_FALLBACK)
+    return replace(found, status="no_face", message="no face found; not classified")
 
 
 def rows_of(picture: Picture, probabilities: np.ndarray, classes: list[str]) -> list[dict]:
@@ -159,7 +165,7 @@ def run(
         inference.check(m, s.image_size, s.classes)
     if gradcam_min_size is not None and len(models) != 1:
         raise ValueError(f"Grad-CAM explains one model's evidence, not the mean of {len(models)}")
-    detector = faces.FaceDetector() if s.faces == "detect" else None
+    detector = None if s.faces == "whole" else faces.FaceDetector()
     cam = explain.GradCam(models[0], gradcam_min_size) if gradcam_min_size is not None else None
     pending: list[Picture] = []
 
@@ -205,8 +211,8 @@ def render(rows: list[dict], fmt: str, classes: list[str]) -> str:
 
 
 def settings(params: Params, faces_mode: str, every: int | None) -> Settings:
-    if faces_mode == "auto":  # show the model what it was trained on
-        faces_mode = "detect" if params.augment.face_crop else "whole"
+    if faces_mode == "auto":  # show the model what it was trained on, as augment and evaluate prepare it
+        faces_mode = "detect_or_whole" if params.augment.face_crop else "whole"
     return Settings(
         classes=params.classes,
         image_size=params.image_size,
@@ -231,8 +237,9 @@ def main(params: Params, argv: list[str]) -> None:
         "--faces",
         choices=["auto", "detect", "whole"],
         default="auto",
-        help="auto (default): as the model was trained (augment.face_crop); detect: every face the "
-        "Haar cascade finds; whole: the whole picture, one row per image or frame",
+        help="auto (default): as the model was trained (augment.face_crop: every face found, the whole picture "
+        "where none is); detect: only the faces the Haar cascade finds; whole: the whole picture, one row per image "
+        "or frame",
     )
     parser.add_argument("--format", choices=["csv", "json"], default="csv")
     parser.add_argument("--out", type=Path, help="write the rows here (default: standard output)")
@@ -268,8 +275,10 @@ def main(params: Params, argv: list[str]) -> None:
     else:
         sys.stdout.write(text)
     counts = {status: sum(r["status"] == status for r in rows) for status in ("ok", "no_face", "error", "skipped")}
+    whole = sum(r["message"] == WHOLE_FALLBACK for r in rows)
     print(
-        f"predict {args.model} ({s.faces}): {counts['ok']} faces classified, {counts['no_face']} pictures without a "
-        f"face, {counts['error']} errors, {counts['skipped']} files skipped",
+        f"predict {args.model} ({s.faces}): {counts['ok']} faces classified ({whole} of them whole pictures without "
+        f"a face found), {counts['no_face']} pictures without a face, {counts['error']} errors, "
+        f"{counts['skipped']} files skipped",
         file=sys.stderr,
     )

@@ -21,6 +21,7 @@ class ModelError(ValueError):
     classes); the message names the file and what is wrong."""
 
 
+EAGER_MAX = 8  # up to this many images, classify runs the model eagerly (see classify)
 SAVED_BY_TRAIN = "give a model saved by the train stage (models/<name>/model.keras)"
 
 
@@ -126,6 +127,10 @@ def _classify(model: keras.Model, images: np.ndarray, batch_size: int) -> np.nda
         raise ValueError(f"expected images of shape (N, {size}, {size}, 3), got {images.shape}")
     if not len(images):
         return np.zeros((0, int(model.get_layer("emotion").output.shape[-1])), np.float32)
+    if len(images) <= EAGER_MAX:
+        # a few images (predict on one photo): tracing the network's graph takes seconds on a CPU, several times
+        # longer than one eager pass; the graph pays off only over many batches
+        return emotion(model(tfdata.preprocess(images), training=False))
     out = []
     for i in range(0, len(images), batch_size):
         batch = images[i : i + batch_size]

@@ -150,3 +150,10 @@ def fit(
                 model.save_weights(tmp)
         offset += phase.epochs
     return history
+
+
+def without_optimizer(model: keras.Model) -> keras.Model:
+    """The trained network as a model that was never compiled: the same layers and weights, saved without the
+    optimizer's state (Adam's two slots per weight make the file three times larger, which every load then reads).
+    Keras 3's .keras format has no include_optimizer option; inference loads with compile=False anyway."""
+    return keras.Model(model.input, model.output, name=model.name)

@@ -102,6 +102,27 @@ def test_no_face_is_said_not_guessed(model, detect, tmp_path):
     assert "no face" in row["message"]
 
 
+def test_auto_classifies_a_tight_face_crop_whole_and_says_so(model, detect, found_faces, tmp_path):
+    """A photo that is already a face crop (48 px, like FER images) has no face the cascade can find in it."""
+    rgb = read_rgb(found_faces[0])
+    box = faces.FaceDetector().detect(rgb)[0]
+    tight = cv2.resize(rgb[box.y : box.y + box.h, box.x : box.x + box.w], (48, 48), interpolation=cv2.INTER_AREA)
+    path = write_jpeg(tmp_path / "crop.jpg", tight)
+    seen = read_rgb(path)
+    view, found = faces.prepare(seen, 75, faces.FaceDetector(), detect.face_margin)
+    assert found is False, "the cascade should find no face in a tight 48 px crop"
+
+    (row,) = run(model, [path], dataclasses.replace(detect, faces="detect_or_whole"))
+    assert row["status"] == "ok" and row["label"] in detect.classes and row["message"] == predict.WHOLE_FALLBACK
+    assert (row["face"], row["x"], row["y"], row["w"], row["h"]) == (0, 0, 0, 48, 48)
+    # what augment and evaluate show a model trained on face crops for a picture without a face
+    expected = inference.classify(model, view[None])[0]
+    assert [row[f"p_{c}"] for c in detect.classes] == pytest.approx(expected.tolist(), abs=1e-4)
+
+    (strict,) = run(model, [path], detect)
+    assert strict["status"] == "no_face" and strict["label"] is None
+
+
 def test_several_faces_each_reported(model, detect, found_faces, tmp_path):
     a, b = (read_rgb(p) for p in found_faces[:2])
     group = write_jpeg(tmp_path / "group.jpg", np.concatenate([a, np.full_like(a, 255), b], axis=1))
@@ -209,9 +230,11 @@ def test_render_csv_and_json(model, whole, found_faces, tmp_path):
 
 def test_auto_follows_the_training_face_crop():
     params = tiny_models.params()
-    assert predict.settings(params, "auto", None).faces == ("detect" if params.augment.face_crop else "whole")
+    expected = "detect_or_whole" if params.augment.face_crop else "whole"
+    assert predict.settings(params, "auto", None).faces == expected
     cropped = params.model_copy(update={"augment": params.augment.model_copy(update={"face_crop": True})})
-    assert predict.settings(cropped, "auto", None).faces == "detect"
+    assert predict.settings(cropped, "auto", None).faces == "detect_or_whole"
+    assert predict.settings(cropped, "detect", None).faces == "detect"
     assert predict.settings(cropped, "whole", 4).video_frame_step == 4
 
 
