@@ -38,18 +38,23 @@ def test_savedmodel_matches_keras(saved, pixels):
     np.testing.assert_allclose(served.numpy(), inference.classify(tiny_models.model("irv2"), pixels), atol=1e-5)
 
 
-# TF 2.21 still ships tf.lite (deprecated for the separate LiteRT package, which is not a dependency here)
-@pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated")
-def test_tflite_matches_keras(saved, pixels, tmp_path):
-    out = tmp_path / "model.tflite"
-    export.tflite_from_savedmodel(saved, out)
-    interpreter = tf.lite.Interpreter(model_path=str(out))
+def run_tflite(path, pixels: np.ndarray) -> np.ndarray:
+    """The exported TFLite model's output on ``pixels``, through TensorFlow's own interpreter."""
+    interpreter = tf.lite.Interpreter(model_path=str(path))
     index = interpreter.get_input_details()[0]["index"]
     interpreter.resize_tensor_input(index, pixels.shape)
     interpreter.allocate_tensors()
     interpreter.set_tensor(index, pixels.astype(np.float32))
     interpreter.invoke()
-    got = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+
+
+# TF 2.21 still ships tf.lite (deprecated for the separate LiteRT package, which is not a dependency here)
+@pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated")
+def test_tflite_matches_keras(saved, pixels, tmp_path):
+    out = tmp_path / "model.tflite"
+    export.tflite_from_savedmodel(saved, out)
+    got = run_tflite(out, pixels)
     np.testing.assert_allclose(got, inference.classify(tiny_models.model("irv2"), pixels), atol=1e-4)
     assert not list(tmp_path.glob(".tmp-*"))
 
@@ -91,13 +96,7 @@ def test_ensemble_savedmodel_matches_python(saved_ensemble, members, pixels):
 def test_ensemble_tflite_matches_python(saved_ensemble, members, pixels, tmp_path):
     out = tmp_path / "ensemble.tflite"
     export.tflite_from_savedmodel(saved_ensemble, out)
-    interpreter = tf.lite.Interpreter(model_path=str(out))
-    index = interpreter.get_input_details()[0]["index"]
-    interpreter.resize_tensor_input(index, pixels.shape)
-    interpreter.allocate_tensors()
-    interpreter.set_tensor(index, pixels.astype(np.float32))
-    interpreter.invoke()
-    got = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    got = run_tflite(out, pixels)
     np.testing.assert_allclose(got, ensemble.classify(members, pixels, 32, ["flip"]), atol=1e-4)
 
 
