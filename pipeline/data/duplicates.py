@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from pipeline.config import ValidateConfig
+from pipeline.data.images import phash_bits
 
 SCALES = (1.0, 0.95, 0.9, 0.85, 0.8)
 VIEWS = [(mirrored, scale) for mirrored in (False, True) for scale in SCALES]  # view 0: the image as stored
@@ -71,8 +72,7 @@ def _centre(rgb: np.ndarray, scale: float) -> np.ndarray:
 
 def _view(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    low = cv2.dct(cv2.resize(gray, (32, 32), interpolation=cv2.INTER_AREA))[:8, :8].flatten()
-    phash = low > np.median(low[1:])
+    phash = phash_bits(gray)
     small = cv2.resize(gray, (9, 8), interpolation=cv2.INTER_AREA)
     dhash = (small[:, 1:] > small[:, :-1]).flatten()
     thumb = cv2.resize(rgb, (THUMB, THUMB), interpolation=cv2.INTER_AREA)

@@ -146,12 +146,16 @@ def write_png(path: str | Path, rgb: np.ndarray) -> None:
     atomic.write_bytes(path, data.tobytes())
 
 
-def phash(gray: np.ndarray) -> str:
-    """64-bit DCT perceptual hash, as 16 hex digits: robust to re-encoding, resizing and small brightness changes."""
+def phash_bits(gray: np.ndarray) -> np.ndarray:
+    """64-bit DCT perceptual hash, as 64 booleans: robust to re-encoding, resizing and small brightness changes."""
     small = cv2.resize(gray.astype(np.float32), (32, 32), interpolation=cv2.INTER_AREA)
     low = cv2.dct(small)[:8, :8].flatten()
-    bits = low > np.median(low[1:])
-    return f"{int(''.join('1' if b else '0' for b in bits), 2):016x}"
+    return low > np.median(low[1:])
+
+
+def phash(gray: np.ndarray) -> str:
+    """``phash_bits`` as 16 hex digits, as the manifest records it."""
+    return f"{int(''.join('1' if b else '0' for b in phash_bits(gray)), 2):016x}"
 
 
 def inspect(path: str | Path) -> ImageInfo:

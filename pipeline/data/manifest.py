@@ -12,6 +12,7 @@ import pandas as pd
 
 from pipeline.data import classes as class_names
 from pipeline.data import duplicates
+from pipeline.data.groups import Groups
 from pipeline.data.images import ImageInfo, ImageReadError, inspect_pixels
 
 COLUMNS = [
@@ -152,22 +153,15 @@ def _leaks(frame: pd.DataFrame, same: list[tuple[int, int, str]]) -> pd.Series:
 def _groups(frame: pd.DataFrame, same: list[tuple[int, int, str]]) -> tuple[pd.Series, pd.Series]:
     """Copies of one picture inside a split: the group's first path for every member (the augment stage keeps a
     group on one side of its train/validation split), and, where the copies carry different labels, the conflict."""
-    parent = list(range(len(frame)))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
+    groups = Groups()
     for i, j, _ in same:
         if frame.at[i, "split"] == frame.at[j, "split"]:
-            parent[max(root(i), root(j))] = min(root(i), root(j))
+            groups.join(i, j)
     group = pd.Series([None] * len(frame), index=frame.index, dtype=object)
     conflict = pd.Series([None] * len(frame), index=frame.index, dtype=object)
     members: dict[int, list[int]] = {}
     for i in range(len(frame)):
-        members.setdefault(root(i), []).append(i)
+        members.setdefault(groups.find(i), []).append(i)
     for first, rows in members.items():
         if len(rows) < 2:
             continue

@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
+from pipeline.data.groups import Groups
+
 
 class SplitError(ValueError):
     """The Train split cannot be made as params ask; the message names the files or the key to change."""
@@ -35,20 +37,11 @@ def group_keys(paths: pd.Series, pattern: str) -> pd.Series:
 
 def _merged(keys: pd.Series, copies: pd.Series) -> pd.Series:
     """``keys`` with every two keys that share a picture (``copies``: the manifest's duplicate_of) made one."""
-    parent: dict[str, str] = {}
-
-    def root(k: str) -> str:
-        parent.setdefault(k, k)
-        while parent[k] != k:
-            parent[k] = parent[parent[k]]
-            k = parent[k]
-        return k
-
+    groups = Groups()
     for key, copy in zip(keys, copies, strict=True):
         if isinstance(copy, str):
-            a, b = root(str(key)), root(f"copy:{copy}")
-            parent[max(a, b)] = min(a, b)
-    return keys.map(lambda k: root(str(k)))
+            groups.join(str(key), f"copy:{copy}")
+    return keys.map(lambda k: groups.find(str(k)))
 
 
 def train_val_split(
