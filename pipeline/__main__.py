@@ -28,7 +28,7 @@ USER_ERRORS = (
     "pipeline.stages.validate.ValidationFailed",
     "pipeline.data.images.ImageReadError",
     "pipeline.data.split.SplitError",
-    "pipeline.serving.inference.ModelError",
+    "pipeline.serving.errors.ModelError",
     "pipeline.commands.promote.GateFailed",
     "pipeline.release.registry.RegistryError",
     "pipeline.commands.OptionError",
@@ -96,10 +96,16 @@ def main(argv: list[str] | None = None) -> int:
         params = config.load(ns.params)
         tensorflow_before = "tensorflow" in sys.modules
         command = importlib.import_module(COMMANDS[ns.command])
-        # once, by the command that brought TensorFlow in; commands without it (validate, augment) run on no device
-        if not tensorflow_before and "tensorflow" in sys.modules:
+        # once, by the command that brought TensorFlow in; commands without it (validate, augment, predict with a
+        # TFLite model) run on no device. predict imports it only once it loads a Keras model: logged after.
+        logged = not tensorflow_before and "tensorflow" in sys.modules
+        if logged:
             log_device()
-        command.main(params, ns.args)
+        try:
+            command.main(params, ns.args)
+        finally:
+            if not logged and not tensorflow_before and "tensorflow" in sys.modules:
+                log_device()
     except _user_error_types() as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

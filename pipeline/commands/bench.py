@@ -6,7 +6,9 @@ input pipeline and augmentation are timed on the same images that the models wou
 there, otherwise generated faces), and each is set beside what it must keep up with: the input pipeline beside the
 training throughput, our augmentation beside Keras' legacy ImageDataGenerator doing the same operations.
 On a GPU every model is also timed with mixed precision and XLA on and off; on a CPU only as params.yaml says.
-The cold start of `predict` on one photo (a fresh process: imports, model load, one classification) is timed too.
+The cold start of `predict` on one photo (a fresh process: imports, model load, one classification) is timed too,
+with the Keras model and with its TFLite export (LiteRT), and so is one tuning trial per model at params.yaml's tune
+budget, on the augment stage's output (full runs only: a trial trains for real).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pipeline import atomic
 from pipeline.config import Params
 from pipeline.models import build
 from pipeline.profiling import data as data_profile
-from pipeline.profiling import models, startup, system
+from pipeline.profiling import models, startup, system, trials
 
 STUDY_SIZE = 299  # the study's input size, timed beside params' image_size
 
@@ -42,10 +44,18 @@ class Budget:
     augment_images: int
     pipeline_images: int
     startup_reps: int  # fresh `predict` processes timed for the cold start (each takes seconds)
+    lite: bool  # also export the model to TFLite and time predict's LiteRT path (a conversion of a minute or more)
+    trials: bool  # time one real tuning trial per model (minutes on a CPU)
 
 
-FULL = Budget([], 3, 2, 8, inference_reps=2, latency_reps=10, augment_images=256, pipeline_images=512, startup_reps=3)
-QUICK = Budget([], 1, 1, 2, inference_reps=1, latency_reps=2, augment_images=16, pipeline_images=32, startup_reps=1)
+FULL = Budget(
+    [], 3, 2, 8, inference_reps=2, latency_reps=10, augment_images=256, pipeline_images=512, startup_reps=3,
+    lite=True, trials=True,
+)  # fmt: skip
+QUICK = Budget(
+    [], 1, 1, 2, inference_reps=1, latency_reps=2, augment_images=16, pipeline_images=32, startup_reps=1,
+    lite=False, trials=False,
+)  # fmt: skip
 
 
 def model_figures(params: Params, name: str, size: int, budget: Budget, gpu: bool) -> list[dict]:
@@ -88,9 +98,14 @@ def run(params: Params, data: Path, budget: Budget) -> dict:
     }
     with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
         # first, while this process holds no models: the subprocesses then compete with nothing of the bench's own
-        cold = startup.predict_cold_start(params, next(iter(params.train)), Path(scratch), budget.startup_reps)
+        name = next(iter(params.train))
+        cold = startup.predict_cold_start(params, name, Path(scratch), budget.startup_reps, budget.lite)
     results["predict_cold_start"] = cold
     print(f"bench predict cold start: {cold['predict_cold_start_s']} s, of which imports {cold['import_s']} s")
+    if budget.lite:
+        print(f"bench predict cold start with the TFLite export (LiteRT): {cold['tflite']['predict_cold_start_s']} s")
+    if budget.trials:
+        results["tune_trial"] = trials.trial_costs(params, data)
     for size in budget.sizes:
         for name in params.train:
             results["models"].extend(model_figures(params, name, size, budget, gpu))

@@ -4,7 +4,7 @@ Every knob lives in params.yaml; nothing here has a default, so the file is the 
 missing, unknown, mistyped or out-of-range key is reported with its dotted path before any work starts.
 """
 
-from pipeline.config.errors import ConfigError
+from pipeline.config.errors import ConfigError, ConfigWarning
 from pipeline.config.loading import from_dict, load, merge, replace
 from pipeline.config.schema import (
     ENSEMBLE,
@@ -40,6 +40,7 @@ __all__ = [
     "BayesianConfig",
     "Choice",
     "ConfigError",
+    "ConfigWarning",
     "EvaluateConfig",
     "EvolutionaryConfig",
     "HyperbandConfig",

@@ -19,6 +19,10 @@ PROBLEM = "params_problem"
 UNION_TAGS = ("<range>", "<choice>")
 
 
+class ConfigWarning(UserWarning):
+    """A setting that is left out rather than refused (such as an alias of a class that classes no longer lists)."""
+
+
 class ConfigError(ValueError):
     """params.yaml does not match the schema; the message has one line per problem, each naming its dotted key."""
 

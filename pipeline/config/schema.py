@@ -7,12 +7,12 @@ an integer is a valid number wherever a float is asked for.
 from __future__ import annotations
 
 import warnings
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import ValidationInfo, field_validator, model_validator
 
 from pipeline.config import rules
-from pipeline.config.errors import problem, problems
+from pipeline.config.errors import ConfigWarning, problem, problems
 from pipeline.config.rules import Count, Fraction, Name, Share, Strict, nonempty, one_of, within
 from pipeline.config.search import TuneConfig
 from pipeline.config.training import TrainConfig
@@ -26,6 +26,7 @@ class ValidateConfig(Strict):
     min_images_per_class: dict[str, Annotated[int, within(0)]]
     near_duplicate_max_distance: Annotated[int, within(0, 32)]  # bits of a 64-bit perceptual hash
     near_duplicate_min_correlation: Annotated[float, within(0, 1)]  # of two images' colour thumbnails
+    near_duplicate_min_structure: Annotated[float, within(0, 1)]  # of their fine structure (duplicates.py)
 
 
 class AugmentConfig(Strict):
@@ -153,15 +154,29 @@ with warnings.catch_warnings():
         def class_index(self, name: str) -> int:
             return self.classes.index(name)
 
+        @model_validator(mode="before")
+        @classmethod
+        def _drop_stray_aliases(cls, data: Any) -> Any:
+            # an alias of a class no longer listed (a class removed from classes) is left out with a note, not an
+            # error: validate then names any folder still spelled that way as matching no class
+            classes = data.get("classes") if isinstance(data, dict) else None
+            valid = isinstance(classes, list) and len(set(map(str, classes))) == len(classes) >= 2
+            if not (valid and isinstance(data.get("class_aliases"), dict)):
+                return data  # the errors of classes come first; aliases are judged against a valid list
+            stray = {a: t for a, t in data["class_aliases"].items() if isinstance(t, str) and t not in classes}
+            for alias, target in stray.items():
+                warnings.warn(
+                    f"params: class_aliases.{alias}: {target!r} is not one of classes {classes}; the alias is "
+                    f"ignored (a folder named {alias!r} now matches no class)",
+                    ConfigWarning,
+                    stacklevel=1,
+                )
+            return {**data, "class_aliases": {a: t for a, t in data["class_aliases"].items() if a not in stray}}
+
         @model_validator(mode="after")
         def _consistent(self) -> Params:
             # checks that read two sections; they run once every key is valid on its own
             wrong = [
-                (("class_aliases", alias), f"{target!r} is not one of classes {self.classes}")
-                for alias, target in self.class_aliases.items()
-                if target not in self.classes
-            ]
-            wrong += [
                 (("validate", "min_images_per_class", split), "unknown split (use train, test)")
                 for split in self.validate.min_images_per_class
                 if split not in self.split_folders

@@ -70,6 +70,17 @@ def confusion_table(classes: list[str], matrix: np.ndarray) -> list[str]:
     return _table(header, [[c, *(str(int(v)) for v in row)] for c, row in zip(classes, matrix, strict=True)])
 
 
+def reference_note(params: Params) -> list[str]:
+    """What the italic rows are, when params.yaml configures any (``evaluate.reference``; none: no rows, no note)."""
+    if not params.evaluate.reference:
+        return []
+    return [
+        "Rows in italics are published figures, copied from params.yaml (`evaluate.reference`), not computed here "
+        "and not on this Test split: a yardstick only when these are the study's data and settings.",
+        "",
+    ]
+
+
 def method_notes(params: Params, results: dict[str, dict]) -> list[str]:
     """How the rows were computed beyond a plain forward pass: the ensemble, test-time augmentation."""
     notes = []
@@ -92,6 +103,7 @@ def markdown(
     layers: dict[str, str],
     report_dir: Path,
     figures: Path,
+    data: str = "the raw dataset",
 ) -> str:
     def link(name: str) -> str:
         return Path(os.path.relpath(figures / name, report_dir)).as_posix()
@@ -107,16 +119,15 @@ def markdown(
     lines = [
         "# Evaluation on the Test split",
         "",
-        f"{len(rows)} Test images ({per_class}), never seen in training or tuning; each shown to the models as "
-        f"training saw it: {view}, resized to {params.image_size} px.",
+        f"{len(rows)} Test images of `{data}` ({per_class}), never seen in training or tuning; each shown to the "
+        f"models as training saw it: {view}, resized to {params.image_size} px.",
         "",
         "## Summary",
         "",
         *summary_table(params, results),
         "",
-        "Rows in italics are published figures, copied from params.yaml (`evaluate.reference`), not computed here; "
-        "they come from the study's own data and settings, so they are a yardstick, not a like-for-like comparison "
-        "(on the embedded synthetic sample data, none at all). Log loss: lower is better.",
+        *reference_note(params),
+        "Log loss: lower is better.",
         "",
         *method_notes(params, results),
         "## Per class",

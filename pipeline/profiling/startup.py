@@ -11,9 +11,12 @@ from pathlib import Path
 import cv2
 import yaml
 
+from pipeline import atomic
 from pipeline.config import Params
 from pipeline.models import build
 from pipeline.profiling.data import faces
+from pipeline.serving import inference
+from pipeline.serving.lite import metadata_file as lite_metadata
 from pipeline.training import loop
 
 # what the predict command imports before it reads a file: TensorFlow and Keras above all
@@ -29,9 +32,10 @@ def _seconds(argv: list[str]) -> float:
     return seconds
 
 
-def predict_cold_start(params: Params, name: str, scratch: Path, reps: int) -> dict:
+def predict_cold_start(params: Params, name: str, scratch: Path, reps: int, lite: bool = False) -> dict:
     """Median wall time of fresh `predict` processes on one generated face with a model saved as the train stage
-    saves it, beside the time of the imports alone; the rest is loading the model and classifying."""
+    saves it, beside the time of the imports alone; the rest is loading the model and classifying. ``lite``: the
+    same for the model's TFLite export, which predict runs with LiteRT (``tflite`` in the result)."""
     folder = scratch / "cold-start"
     folder.mkdir(parents=True, exist_ok=True)
     model_file = folder / "model.keras"
@@ -45,7 +49,7 @@ def predict_cold_start(params: Params, name: str, scratch: Path, reps: int) -> d
     predict += ["--model", name, "--model-file", str(model_file), "--faces", "whole"]
     runs = [_seconds(predict) for _ in range(reps)]
     imports = [_seconds([sys.executable, "-c", IMPORT_ONLY]) for _ in range(reps)]
-    return {
+    result = {
         "model": name,
         "image_size": params.image_size,
         "model_file_mib": round(model_file.stat().st_size / 2**20, 1),
@@ -53,3 +57,15 @@ def predict_cold_start(params: Params, name: str, scratch: Path, reps: int) -> d
         "predict_cold_start_s": round(statistics.median(runs), 2),
         "import_s": round(statistics.median(imports), 2),
     }
+    if lite:
+        from pipeline.commands import export
+
+        exported = folder / "model.tflite"
+        export.tflite(inference.load_model(model_file), exported, params.evaluate.tta)
+        atomic.write_json(lite_metadata(exported), export.metadata(params, name, "tflite"))
+        argv = [*predict[: predict.index("--model-file") + 1], str(exported), "--faces", "whole"]
+        result["tflite"] = {
+            "model_file_mib": round(exported.stat().st_size / 2**20, 1),
+            "predict_cold_start_s": round(statistics.median(_seconds(argv) for _ in range(reps)), 2),
+        }
+    return result

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import keras
 import numpy as np
 
 from pipeline.config import ENSEMBLE, Params
 from pipeline.release import registry
-from pipeline.serving import inference
+
+if TYPE_CHECKING:
+    import keras
 
 NAME = ENSEMBLE
 
@@ -27,6 +29,8 @@ def mean(probabilities: Sequence[np.ndarray]) -> np.ndarray:
 
 def classify(models: Sequence[keras.Model], images: np.ndarray, batch_size: int, tta: Sequence[str]) -> np.ndarray:
     """The mean of the class probabilities of ``models`` (one model: its own), each with the same ``tta``."""
+    from pipeline.serving import inference  # Keras and TensorFlow: locate() and mean() do without them
+
     return mean([inference.classify(m, images, batch_size, tta) for m in models])
 
 

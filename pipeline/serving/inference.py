@@ -14,11 +14,9 @@ import keras
 import numpy as np
 
 from pipeline.data import tfdata
+from pipeline.serving.errors import ModelError
 
-
-class ModelError(ValueError):
-    """A model file that is not a trained model of this pipeline, or one that does not fit the params (input size,
-    classes); the message names the file and what is wrong."""
+__all__ = ["ModelError", "check", "classify", "emotion", "input_size", "load_model", "view"]
 
 
 EAGER_MAX = 8  # up to this many images, classify runs the model eagerly (see classify)

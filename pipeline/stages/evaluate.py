@@ -116,7 +116,9 @@ def run(params: Params, models: dict[str, Path], args: argparse.Namespace) -> di
     explain.grid(args.figures / "gradcam.png", grid_rows, "Grad-CAM on Test images: the predicted class's evidence")
     metrics = {n: {k: v for k, v in r.items() if k != "confusion"} for n, r in results.items()}
     atomic.write_json(args.metrics, metrics)
-    report = evaluation_report.markdown(params, rows, results, layers, args.report.parent, args.figures)
+    report = evaluation_report.markdown(
+        params, rows, results, layers, args.report.parent, args.figures, args.raw.as_posix()
+    )
     atomic.write_text(args.report, report)
     return metrics
 

@@ -8,6 +8,7 @@ import pytest
 
 from pipeline import config
 from pipeline.data.classes import normalise
+from tests import workspace
 
 
 def test_repository_params_load(params):
@@ -24,7 +25,6 @@ def test_repository_params_load(params):
         ({"image_size": 64}, "image_size: 64 is below 75"),
         ({"seed": True}, "seed: expected int, got True"),
         ({"classes": "joy"}, "classes: expected a list"),
-        ({"class_aliases": {"glad": "glee"}}, "class_aliases.glad: 'glee' is not one of classes"),
         ({"validate": {"min_images_per_class": {"val": 1}}}, "min_images_per_class.val: unknown split"),
         ({"promote": {"gate": {"val_macro_f1": 0.3}}}, "promote.gate.val_macro_f1: not a gated Test metric"),
         ({"evaluate": {"tta": "flip"}}, "evaluate.tta: expected a list"),
@@ -70,3 +70,11 @@ def test_ensemble_may_be_off_and_its_name_is_no_model_name(raw_params):
     assert config.from_dict(raw_params, {"evaluate": {"ensemble": []}}).evaluate.ensemble == []
     with pytest.raises(config.ConfigError, match=re.escape("train.ensemble: 'ensemble' is the ensemble's name")):
         config.from_dict(raw_params, {"train": {"ensemble": raw_params["train"]["irv2"]}})
+
+
+def test_an_alias_of_a_class_no_longer_listed_is_ignored_with_a_note():
+    classes = ["joy", "sadness", "fear", "anger", "surprise"]  # natural removed, its aliases left as they were
+    with pytest.warns(config.ConfigWarning, match=r"class_aliases.neutral: 'natural' is not one of classes"):
+        params = config.from_dict(workspace.profile_params(), {"classes": classes})
+    assert "neutral" not in params.class_aliases and params.class_aliases["happy"] == "joy"
+    assert normalise("neutral", params.classes, params.class_aliases) is None  # validate: matches no class

@@ -12,12 +12,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipeline import config
 from pipeline.data import faces
 from pipeline.data.images import read_rgb
 from pipeline.evaluation import report as evaluation_report
 from pipeline.evaluation import scoring
 from pipeline.serving import ensemble, inference
 from pipeline.stages import evaluate
+from tests import workspace
 from tests.unit import tiny_models
 
 CLASSES = ["joy", "sadness", "fear"]
@@ -98,8 +100,12 @@ def test_gradcam_picks_the_same_first_images_per_class():
     assert evaluate.gradcam_picks(rows, ["joy", "sadness", "fear"], 2) == [0, 2, 1, 4]
 
 
-def test_report_sets_models_beside_the_published_reference(tmp_path):
-    params = tiny_models.params()
+STUDY = {"Study: InceptionResNetV2 (published)": {"accuracy": 0.6667, "macro_f1": 0.27, "per_class_f1": {"joy": 0.84}}}
+
+
+@pytest.mark.parametrize("reference", [STUDY, {}], ids=["configured", "none"])
+def test_report_sets_models_beside_the_published_reference(tmp_path, reference):
+    params = config.from_dict(workspace.profile_params(), {"evaluate": {"reference": reference}})
     n = len(params.classes)
     labels = np.arange(n).repeat(2)
     results = {}
@@ -111,14 +117,19 @@ def test_report_sets_models_beside_the_published_reference(tmp_path):
         {"path": [f"Test/x/{i}.jpg" for i in range(len(labels))], "label": [params.classes[i] for i in labels]}
     )
     text = evaluation_report.markdown(
-        params, rows, results, {"irv2 backbone": "block35_10_ac"}, tmp_path, tmp_path / "figures"
+        params, rows, results, {"irv2 backbone": "block35_10_ac"}, tmp_path, tmp_path / "figures", "data/raw"
     )
     summary = [line for line in text.splitlines() if line.startswith("| ")]
     irv2 = next(line for line in summary if line.startswith("| **irv2** "))
     assert "| 1.0000 |" in irv2  # all right
     assert any(line.startswith("| **irv2_unet** ") for line in summary)
-    reference = next(line for line in summary if "published" in line)
-    assert "0.6667" in reference and "0.2700" in reference and "0.8400" in reference
+    assert f"{len(labels)} Test images of `data/raw`" in text and "synthetic" not in text
+    published = [line for line in summary if "published" in line]
+    if reference:  # the row and the note on what it is
+        assert "0.6667" in published[0] and "0.2700" in published[0] and "0.8400" in published[0]
+        assert "Rows in italics are published figures" in text
+    else:
+        assert not published and "italics" not in text
     assert "figures/gradcam.png" in text and "figures/confusion_irv2_unet.png" in text
     assert "`block35_10_ac`" in text
 

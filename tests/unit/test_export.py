@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
+import cv2
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline.commands import export
-from pipeline.serving import ensemble, inference
+from pipeline.commands import OptionError, export, predict
+from pipeline.serving import ensemble, inference, lite
+from pipeline.serving.errors import ModelError
 from tests.unit import tiny_models
 
 pytestmark = pytest.mark.slow
@@ -38,25 +42,57 @@ def test_savedmodel_matches_keras(saved, pixels):
     np.testing.assert_allclose(served.numpy(), inference.classify(tiny_models.model("irv2"), pixels), atol=1e-5)
 
 
-def run_tflite(path, pixels: np.ndarray) -> np.ndarray:
-    """The exported TFLite model's output on ``pixels``, through TensorFlow's own interpreter."""
-    interpreter = tf.lite.Interpreter(model_path=str(path))
-    index = interpreter.get_input_details()[0]["index"]
-    interpreter.resize_tensor_input(index, pixels.shape)
-    interpreter.allocate_tensors()
-    interpreter.set_tensor(index, pixels.astype(np.float32))
-    interpreter.invoke()
-    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
-
-
-# TF 2.21 still ships tf.lite (deprecated for the separate LiteRT package, which is not a dependency here)
-@pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated")
-def test_tflite_matches_keras(saved, pixels, tmp_path):
-    out = tmp_path / "model.tflite"
+@pytest.fixture(scope="module")
+def exported_tflite(saved, tmp_path_factory):
+    """The tiny IRv2 as `export --format tflite` writes it: the model file and its metadata beside it."""
+    out = tmp_path_factory.mktemp("tflite") / "model.tflite"
     export.tflite_from_savedmodel(saved, out)
-    got = run_tflite(out, pixels)
+    (out.parent / (out.name + ".json")).write_text(json.dumps(export.metadata(tiny_models.params(), "irv2", "tflite")))
+    return out
+
+
+def lite_model(path):
+    params = tiny_models.params()
+    return lite.LiteModel(path, params.image_size, params.classes, params.evaluate.tta)
+
+
+def test_tflite_through_litert_matches_keras(exported_tflite, pixels):
+    got = lite_model(exported_tflite).classify(pixels)
     np.testing.assert_allclose(got, inference.classify(tiny_models.model("irv2"), pixels), atol=1e-4)
-    assert not list(tmp_path.glob(".tmp-*"))
+    assert not list(exported_tflite.parent.glob(".tmp-*"))
+
+
+def test_predict_with_the_tflite_export_gives_the_keras_rows(exported_tflite, tmp_path):
+    params = tiny_models.params()
+    for i, rgb in enumerate(np.random.default_rng(2).integers(0, 256, (3, 90, 90, 3), dtype=np.uint8)):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), rgb)
+    s = predict.settings(params, "whole", None)
+    keras_rows = list(predict.run(tiny_models.model("irv2"), [tmp_path], s))
+    lite_rows = list(predict.run(lite_model(exported_tflite), [tmp_path], s))
+    assert [r["label"] for r in lite_rows] == [r["label"] for r in keras_rows] and len(lite_rows) == 3
+    for a, b in zip(lite_rows, keras_rows, strict=True):
+        assert all(abs(a[f"p_{c}"] - b[f"p_{c}"]) <= 2e-4 for c in params.classes)
+    with pytest.raises(ValueError, match="Grad-CAM needs the Keras model"):
+        list(predict.run(lite_model(exported_tflite), [tmp_path], s, gradcam_min_size=2))
+
+
+def test_a_tflite_export_that_does_not_fit_the_params_is_refused(exported_tflite, tmp_path):
+    params = tiny_models.params()
+    with pytest.raises(ModelError, match="the model's classes are"):
+        lite.LiteModel(exported_tflite, params.image_size, params.classes[::-1], params.evaluate.tta)
+    with pytest.raises(ModelError, match="export it again"):
+        lite.LiteModel(exported_tflite, params.image_size, params.classes, ["flip"])
+    alone = tmp_path / "model.tflite"
+    alone.write_bytes(exported_tflite.read_bytes())
+    with pytest.raises(ModelError, match="model.tflite.json is missing beside it"):
+        lite_model(alone)
+    (tmp_path / "model.tflite.json").write_text(exported_tflite.with_name("model.tflite.json").read_text())
+    alone.write_bytes(b"not a flatbuffer")
+    with pytest.raises(ModelError, match="LiteRT cannot load it"):
+        lite_model(alone)
+    args = predict.argparse.Namespace(model="irv2_unet", model_file=exported_tflite, gradcam=False)
+    with pytest.raises(OptionError, match="is the export of irv2, not irv2_unet"):
+        predict.load(args, params)
 
 
 def test_metadata_names_classes_and_input():

@@ -6,6 +6,8 @@ from __future__ import annotations
 import ast
 import importlib
 import shlex
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -66,3 +68,15 @@ def _summary(stage: str) -> dict:
     if stage == "augment":
         return {"before": {}, "after": {}, "val": {}}
     return {}
+
+
+def test_predict_imports_no_tensorflow_until_a_keras_model_is_loaded():
+    """The TFLite path's start-up (pipeline/serving/lite.py): the predict command, its config and LiteRT load
+    without TensorFlow or Keras, which alone take about twelve seconds to import on two CPU cores."""
+    probe = (
+        "import sys, pipeline.__main__, pipeline.commands.predict, pipeline.serving.lite, ai_edge_litert.interpreter; "
+        "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=workspace.REPO)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
