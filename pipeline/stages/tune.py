@@ -14,13 +14,16 @@ import csv
 import io
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline import atomic
 from pipeline.config import Params
 from pipeline.training import state
-from pipeline.tuning import evolution, keras_search, records, space, trial
+from pipeline.tuning import records, space
 from pipeline.tuning.records import Record
+
+if TYPE_CHECKING:  # the searches and the trial bring in Keras and TensorFlow: seconds that no search does without
+    from pipeline.tuning import trial
 
 # what is budget, not definition: changing it continues the same search
 BUDGET_KEYS = ("max_trials", "time_cap_s")
@@ -28,6 +31,8 @@ NO_SEARCH = "none"
 
 
 def search_key(params: Params, name: str, index_file: Path) -> str:
+    from pipeline.tuning import trial
+
     tune = {k: v for k, v in params.tune.model_dump().items() if k not in BUDGET_KEYS}
     model = params.train[name].model_dump(include=set(trial.READS))  # the keys dvc.yaml tracks, no more
     settings = [tune, model, params.image_size, params.seed, params.classes]
@@ -39,11 +44,13 @@ def baseline(params: Params, name: str) -> dict[str, Any]:
     return space.baseline(space.dimensions(params.tune.space), params.train[name])
 
 
-def run(params: Params, name: str, data: Path, root: Path, objective: trial.Objective) -> list[Record]:
+def run(params: Params, name: str, data: Path, root: Path, objective: trial.Objective | None) -> list[Record]:
     """Search, resuming the search of the same key under ``root``; the trials' records (none without a search)."""
     tune = params.tune
     if tune.algorithm == NO_SEARCH:
         return []
+    from pipeline.tuning import evolution, keras_search
+
     dims = space.dimensions(tune.space)
     folder = state.keyed_folder(root, search_key(params, name, data / "index.csv"))
     if tune.algorithm == "evolutionary":
@@ -90,7 +97,12 @@ def main(params: Params, argv: list[str]) -> None:
     args = parser.parse_args(argv)
     name = args.model
     started = time.monotonic()
-    found = run(params, name, args.data, args.dir, trial.objective(params, name, args.data))
+    objective = None
+    if params.tune.algorithm != NO_SEARCH:
+        from pipeline.tuning import trial
+
+        objective = trial.objective(params, name, args.data)
+    found = run(params, name, args.data, args.dir, objective)
     best = write_outputs(params, name, found, args.hparams, args.metrics, args.plot, time.monotonic() - started)
     if best is None:
         print(f"tune {name}: no search (tune.algorithm none); train.{name} as set: {baseline(params, name)}")

@@ -57,7 +57,9 @@ class Progress(keras.callbacks.Callback):
         if logs["val_macro_f1"] > self.best:
             self.best = logs["val_macro_f1"]
             with atomic.target(self.state / BEST) as tmp:
-                self.model.save_weights(tmp)
+                # the network's weights only: the end of training restores them, never the optimizer's slots
+                # (Adam's two per weight would make the file, and every write of it, three times larger)
+                keras.Model(self.model.input, self.model.output).save_weights(tmp)
         self.history[:] = [h for h in self.history if h["epoch"] != epoch + 1] + [{"epoch": epoch + 1, **logs}]
         atomic.write_json(self.state / HISTORY, self.history)
         self.live.step = epoch
@@ -69,6 +71,25 @@ class Progress(keras.callbacks.Callback):
         self.live.end()
 
 
+class KeepPreviousBackup(keras.callbacks.Callback):
+    """Moves BackupAndRestore's last backup aside before it writes the next one, where its ``double_checkpoint``
+    would copy it: a rename instead of reading and writing the whole file (the weights with the optimizer's slots,
+    about 650 MB for InceptionResNetV2 at 75 px) every epoch. A kill mid-write still finds the previous backup, the
+    one BackupAndRestore falls back to. The two file names are BackupAndRestore's own; the guarding test is
+    tests/training/test_resume.py::test_backup_cut_short_by_the_kill_falls_back_to_the_one_before."""
+
+    LATEST, PREVIOUS = "latest.weights.h5", "latest.weights.h5.bkp"
+
+    def __init__(self, backup_dir: Path):
+        super().__init__()
+        self.backup_dir = backup_dir
+
+    def on_epoch_end(self, epoch, logs=None):
+        latest = self.backup_dir / self.LATEST
+        if latest.exists():
+            latest.replace(self.backup_dir / self.PREVIOUS)
+
+
 def for_phase(
     model: keras.Model, cfg: TrainConfig, state: Path, phase: str, live_dir: Path, history: list[dict]
 ) -> list:
@@ -78,5 +99,6 @@ def for_phase(
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=cfg.reduce_lr_patience),
         # its writes are not atomic: keep the previous backup too, so that a kill mid-write costs an epoch rather
         # than leaving a truncated file that fails every rerun
+        KeepPreviousBackup(state / phase / "backup"),
         keras.callbacks.BackupAndRestore(str(state / phase / "backup"), double_checkpoint=True),
     ]

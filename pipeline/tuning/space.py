@@ -10,11 +10,12 @@ from __future__ import annotations
 import math
 import typing
 from dataclasses import dataclass
-from typing import Any
-
-import keras_tuner as kt
+from typing import TYPE_CHECKING, Any
 
 from pipeline.config import Choice, Range, TrainConfig
+
+if TYPE_CHECKING:  # Keras Tuner imports Keras and TensorFlow: only a Keras Tuner search needs it
+    import keras_tuner as kt
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,8 @@ def baseline(dims: list[Dimension], cfg: TrainConfig) -> dict[str, Any]:
 
 
 def hyperparameters(dims: list[Dimension], defaults: dict[str, Any]) -> kt.HyperParameters:
+    import keras_tuner as kt
+
     hp = kt.HyperParameters()
     for d in dims:
         sampling = "log" if d.log else "linear"

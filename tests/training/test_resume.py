@@ -151,6 +151,10 @@ def test_backup_cut_short_by_the_kill_falls_back_to_the_one_before(monkeypatch, 
     with pytest.raises(Crash):
         _fit(monkeypatch, cfg, state, Recorder(crash_at=2), seed=1)
     latest = state / "scratch" / "backup" / "latest.weights.h5"
+    # the previous backup was moved aside (callbacks.KeepPreviousBackup), not copied; the best weights carry no
+    # optimizer slots, the backups do (Adam: two per weight)
+    assert latest.with_name("latest.weights.h5.bkp").exists()
+    assert callbacks.best_weights(state).stat().st_size < latest.stat().st_size
     latest.write_bytes(latest.read_bytes()[: latest.stat().st_size // 2])
     second = Recorder()
     history = _fit(monkeypatch, cfg, state, second, seed=2)
