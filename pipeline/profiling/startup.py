@@ -19,8 +19,8 @@ from pipeline.serving import inference
 from pipeline.serving.lite import metadata_file as lite_metadata
 from pipeline.training import loop
 
-# what the predict command imports before it reads a file: TensorFlow and Keras above all
-IMPORT_ONLY = "import pipeline.commands.predict"
+# what the predict command imports before it reads a file with a Keras model: TensorFlow and Keras above all
+IMPORT_ONLY = "import pipeline.commands.predict, pipeline.serving.inference"
 
 
 def _seconds(argv: list[str]) -> float:
