@@ -16,7 +16,8 @@ def test_a_fresh_clone_pulls_the_sample_data_offline(tmp_path):
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(workspace.REPO), str(clone)], check=True)
     workspace.dvc(clone, "pull", "data.dvc")
-    assert len(list((clone / "data/raw/Train").rglob("*.jpg"))) == 330
-    assert len(list((clone / "data/raw/Test").rglob("*.jpg"))) == 44
+    # the sample at the study's sizes (params.yaml sample_data.counts)
+    assert len(list((clone / "data/raw/Train").rglob("*.jpg"))) == 760
+    assert len(list((clone / "data/raw/Test").rglob("*.jpg"))) == 75
     workspace.dvc(clone, "pull", "--allow-missing")
     assert "data.dvc" not in workspace.dvc(clone, "status", "data.dvc").stdout
