@@ -22,7 +22,7 @@ import tensorflow as tf
 from pipeline import atomic
 from pipeline.config import Params
 from pipeline.release import registry
-from pipeline.serving import ensemble, inference
+from pipeline.serving import ensemble, inference, lite
 
 
 class Mirror(keras.layers.Layer):
@@ -110,5 +110,5 @@ def main(params: Params, argv: list[str]) -> None:
     for model in models:
         inference.check(model, params.image_size, params.classes)
     (savedmodel if args.format == "savedmodel" else tflite)(models, out, params.evaluate.tta)
-    atomic.write_json(out.with_name(out.name + ".json"), metadata(params, name, args.format))
+    atomic.write_json(lite.metadata_file(out), metadata(params, name, args.format))
     print(f"export {args.model}: {args.format} written to {out}")

@@ -3,7 +3,7 @@
 ``predict --model-file exports/<model>/model.tflite`` takes this path: importing LiteRT takes well under a second,
 TensorFlow and Keras about twelve on two CPU cores, and the export holds what predict would otherwise compute (the
 backbone's preprocessing, the ensemble's mean, evaluate.tta's mirrored view), so the probabilities are the same
-(tests/serving/test_lite.py checks them against the Keras model). The JSON file that export writes beside the model
+(tests/unit/test_export.py checks them against the Keras model). The JSON file that export writes beside the model
 says which classes, input size and test-time augmentation it has; a model that does not match params.yaml is refused.
 """
 
@@ -24,6 +24,7 @@ def is_lite(path: Path | None) -> bool:
 
 
 def metadata_file(path: Path) -> Path:
+    """The JSON that export writes beside an exported model (either format): classes, input, members, TTA."""
     return path.with_name(path.name + ".json")
 
 
@@ -67,7 +68,7 @@ class LiteModel:
             )
         try:
             data = json.loads(meta.read_text())
-            data["input"]["shape"][1], data["classes"]  # noqa: B018 (the keys predict reads)
+            int(data["input"]["shape"][1]), list(data["classes"])  # the keys predict reads, and their types
         except (ValueError, KeyError, IndexError, TypeError) as exc:
             raise ModelError(f"{meta}: not the metadata that export writes ({type(exc).__name__}: {exc})") from None
         return data

@@ -47,7 +47,7 @@ def exported_tflite(saved, tmp_path_factory):
     """The tiny IRv2 as `export --format tflite` writes it: the model file and its metadata beside it."""
     out = tmp_path_factory.mktemp("tflite") / "model.tflite"
     export.tflite_from_savedmodel(saved, out)
-    (out.parent / (out.name + ".json")).write_text(json.dumps(export.metadata(tiny_models.params(), "irv2", "tflite")))
+    lite.metadata_file(out).write_text(json.dumps(export.metadata(tiny_models.params(), "irv2", "tflite")))
     return out
 
 
@@ -86,7 +86,7 @@ def test_a_tflite_export_that_does_not_fit_the_params_is_refused(exported_tflite
     alone.write_bytes(exported_tflite.read_bytes())
     with pytest.raises(ModelError, match="model.tflite.json is missing beside it"):
         lite_model(alone)
-    (tmp_path / "model.tflite.json").write_text(exported_tflite.with_name("model.tflite.json").read_text())
+    lite.metadata_file(alone).write_text(lite.metadata_file(exported_tflite).read_text())
     alone.write_bytes(b"not a flatbuffer")
     with pytest.raises(ModelError, match="LiteRT cannot load it"):
         lite_model(alone)
