@@ -36,11 +36,11 @@ def run(params: Params, name: str, args: argparse.Namespace) -> dict:
     strategy = runtime.configure(cfg, params.seed)
     folder = state.keyed_folder(args.state / name, fingerprint(cfg, params, args.data / "index.csv"))
     train, val, val_labels = loop.datasets(params, cfg, args.data)
-    with strategy.scope():
+    with strategy.scope():  # each phase's model is made and compiled in it too, as a MirroredStrategy needs
         model = build(cfg, params.image_size, len(params.classes))
-    history = loop.fit(model, cfg, train, val, folder, args.live)
-    model.load_weights(callbacks.best_weights(folder))
-    probabilities = model.predict(val, verbose=0)["emotion"]
+        history = loop.fit(model, cfg, train, val, folder, args.live)
+        model.load_weights(callbacks.best_weights(folder))
+        probabilities = model.predict(val, verbose=0)["emotion"]
     metrics = {
         "val": classification_metrics(val_labels, probabilities, params.classes),
         "best_epoch": callbacks.best_epoch(history),

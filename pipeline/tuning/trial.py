@@ -103,16 +103,17 @@ def objective(params: Params, name: str, data: Path) -> Objective:
         keras.backend.clear_session()  # the previous trial's graphs would otherwise pile up in memory
         strategy = runtime.configure(cfg, params.seed)
         train_data, val_data, val_labels = loop.datasets(params, cfg, data, train_per_class=tune.subset_per_class)
-        with strategy.scope():
+        with strategy.scope():  # compiled and fitted in it too: a MirroredStrategy's model must be
             model = build(cfg, params.image_size, len(params.classes))
-        for phase in loop.phases(cfg):
-            if budget.expired():  # no time left for the fine-tuning phase
-                budget.cut_short = True
-                break
-            loop.set_trainable(model, phase.unfreeze)
-            loop.compile_model(model, cfg, phase.learning_rate)
-            model.fit(train_data, epochs=phase.epochs, verbose=2, callbacks=[budget])
-        probabilities = model.predict(val_data, verbose=0)["emotion"]
+            for phase in loop.phases(cfg):
+                if budget.expired():  # no time left for the fine-tuning phase
+                    budget.cut_short = True
+                    break
+                loop.set_trainable(model, phase.unfreeze)
+                loop.compile_model(model, cfg, phase.learning_rate)
+                loop.build_training_state(model)
+                model.fit(train_data, epochs=phase.epochs, verbose=2, callbacks=[budget])
+            probabilities = model.predict(val_data, verbose=0)["emotion"]
         return Outcome(macro_f1(val_labels, probabilities, len(params.classes)), budget.cut_short)
 
     return score
