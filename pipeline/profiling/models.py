@@ -26,7 +26,8 @@ def synthetic_batch(size: int, batch: int, classes: int, reconstruction: bool, s
 def training(model: keras.Model, cfg: TrainConfig, x, y, steps: int) -> dict:
     loop.compile_model(model, cfg, cfg.learning_rate)
     started = time.perf_counter()
-    model.train_on_batch(x, y)  # warm-up: builds the optimizer and traces the step
+    loop.build_training_state(model)  # as the train stage does: the step is then traced once
+    model.train_on_batch(x, y)  # warm-up: traces the step
     first = time.perf_counter() - started
     started = time.perf_counter()
     for _ in range(steps):
