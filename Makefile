@@ -52,6 +52,8 @@ lock: setup
 	$(BIN)/uv pip compile --quiet requirements.in -o requirements.lock --python-version 3.11
 	$(BIN)/uv pip compile --quiet requirements-gpu.in -c requirements.lock -o requirements-gpu.lock \
 		--python-version 3.11 --python-platform x86_64-manylinux_2_28
+	$(BIN)/uv pip compile --quiet requirements-cluster.in -c requirements.lock -o requirements-cluster.lock \
+		--python-version 3.11
 
 clean:
 	rm -rf $(VENV)
