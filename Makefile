@@ -13,7 +13,7 @@ export PATH := $(BIN):$(PATH)
 export GX_ANALYTICS_ENABLED := false
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup run test test-fast lint bench lock data clean
+.PHONY: setup run test test-fast lint bench lock data clean cluster-setup cluster-test seed-remote
 
 setup: $(STAMP)
 
@@ -39,6 +39,26 @@ test: setup
 # the edit loop (about a minute): unit, data and params tests; no integration runs, no whole-model conversions
 test-fast: setup
 	$(PY) -m pytest tests/unit tests/data -m "not integration and not slow" $(PYTEST_ARGS)
+
+# The retraining DAG on a real cluster on this machine: PostgreSQL, Redis and sshd from Debian's packages (installed
+# where missing), the Celery provider and its drivers from requirements-cluster.lock, then one run through the
+# scheduler and two Celery workers with faults on its way (tests/celery_cluster/). The figures: .cluster-test/report.md
+CLUSTER_STAMP := $(VENV)/.cluster-$(shell cat requirements-cluster.lock | cksum | cut -d' ' -f1)
+cluster-setup: setup $(CLUSTER_STAMP)
+
+$(CLUSTER_STAMP): $(STAMP)
+	$(BIN)/uv pip install --quiet --python $(PY) -r requirements-cluster.lock
+	@rm -f $(VENV)/.cluster-*
+	@touch $@
+
+cluster-test: cluster-setup
+	EMOTION_CLUSTER_REPORT=$(abspath .cluster-test/report.md) $(PY) -m pytest tests/celery_cluster -m cluster \
+		-p no:cacheprovider $(PYTEST_ARGS)
+
+# Seed a cluster's DVC remote with the raw data (what compose's remote-seed job does): EMOTION_GIT_REMOTE,
+# EMOTION_DVC_REMOTE (and EMOTION_DVC_REMOTE_ENDPOINT, AWS_* for S3/MinIO) from the environment
+seed-remote: setup
+	bash docker/seed-remote.sh
 
 lint: setup
 	$(BIN)/ruff check .

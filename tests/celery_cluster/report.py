@@ -1,0 +1,39 @@
+"""The figures of a cluster test run, as a Markdown table for the README's "Scheduled retraining" section: per task,
+each try's worker, queue, pool, start (seconds after the run's first task started), wall time and state."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+
+def _when(stamp: str | None) -> datetime | None:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")) if stamp else None
+
+
+def table(tries: dict[str, list[dict]]) -> list[str]:
+    starts = [_when(t["start_date"]) for ts in tries.values() for t in ts if t.get("start_date")]
+    origin = min(starts)
+    rows = ["| task | try | worker | queue | pool | start s | wall s | state |", "|---|---:|---|---|---|---:|---:|---|"]
+    ordered = sorted(tries.items(), key=lambda kv: min(_when(t["start_date"]) or origin for t in kv[1]))
+    for task, task_tries in ordered:
+        for t in task_tries:
+            start, end = _when(t.get("start_date")), _when(t.get("end_date"))
+            at = f"{(start - origin).total_seconds():.0f}" if start else "-"
+            wall = f"{(end - start).total_seconds():.0f}" if start and end else "-"
+            rows.append(f"| {task} | {t['try_number']} | {t.get('hostname') or '-'} | {t.get('queue')} | "
+                        f"{t.get('pool')} | {at} | {wall} | {t['state']} |")  # fmt: skip
+    return rows
+
+
+def write(outcome, path: str | Path) -> None:
+    lines = [f"Run `{outcome.run_id}`: {outcome.state}; the whole test, cluster start included: "
+             f"{outcome.wall_s:.0f} s", ""]  # fmt: skip
+    lines += table(outcome.tries)
+    lines += ["", "What the test did (seconds after the trigger):"]
+    lines += [f"- {what}: {at:.0f} s" for what, at in outcome.events.items()]
+    lines += [f"- training tasks running at the kill: {', '.join(outcome.killed_running) or 'none'}"]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))

@@ -1,0 +1,192 @@
+"""The retraining DAG on a real Airflow cluster (tests/celery_cluster/cluster.py): the scheduler, the Celery executor
+and two workers, git over SSH, an S3 endpoint as the DVC remote. One run, triggered through the REST API as an
+operator would, meets three faults on its way, and the tests below read what happened from Airflow's own records
+(task instances and their tries: hostname, queue, pool, start and end), origin and the bucket:
+
+- origin and the DVC remote are unreachable when the run starts: `resolve`, then `validate`, fail and are retried
+  with back-off; each comes back once its service does;
+- the GPU worker is SIGKILLed (its whole process group, as a container runtime kills it) while `train@...` runs:
+  no process of it survives, the scheduler notices the lost task, and the restarted worker runs the retry;
+- the run then completes, and promotes.
+
+Run with `make cluster-test` (it installs the Debian services and the cluster lock); `make test` leaves it out."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests import workspace
+from tests.celery_cluster import cluster as local
+from tests.celery_cluster import report
+
+pytestmark = [pytest.mark.cluster, pytest.mark.integration]
+
+GPU_TASKS = ("tune.irv2", "tune.irv2_unet", "train.irv2", "train.irv2_unet")
+RETRY_DELAY_S = 6
+OVERRIDES = {
+    # no schedule: unpausing the DAG must not start a run of its own beside the one the test triggers
+    "retrain": {"schedule": None, "retries": 3, "retry_delay_minutes": RETRY_DELAY_S / 60},
+}
+TAGS = ["irv2@v1.0.0", "irv2#prod#1", "irv2_unet@v1.0.0", "irv2_unet#prod#1"]
+
+
+@dataclass
+class Outcome:
+    cluster: local.LocalCluster
+    run_id: str
+    state: str
+    instances: dict[str, dict]
+    tries: dict[str, list[dict]]
+    events: dict[str, float] = field(default_factory=dict)  # what the test did, seconds after the trigger
+    killed_running: list[str] = field(default_factory=list)  # train tasks running when the worker was killed
+    orphans: list[str] = field(default_factory=list)  # processes of the killed worker still alive after the kill
+    wall_s: float = 0.0
+
+
+def _training_started(cluster: local.LocalCluster) -> bool:
+    tasks = cluster.base / "worker-gpu" / "tasks"
+    return any(" pipeline train" in p for p in local.processes_under(tasks))
+
+
+@pytest.fixture(scope="module")
+def outcome(tmp_path_factory) -> Outcome:
+    base = tmp_path_factory.mktemp("celery-cluster")
+    started = time.monotonic()
+    cluster = local.up(base, OVERRIDES)
+    events = {"cluster up": time.monotonic() - started}
+    try:
+        # origin and the DVC remote go away before the run starts
+        cluster.services["sshd"].stop()
+        cluster.services["relay"].stop()
+        run_id = cluster.trigger()
+        t0 = time.monotonic()
+        cluster.wait_for_task(run_id, "resolve", {"up_for_retry"}, 180)
+        cluster.services["sshd"].restart()
+        events["origin back"] = time.monotonic() - t0
+        cluster.wait_for_task(run_id, "validate", {"up_for_retry"}, 300)
+        cluster.services["relay"].restart()
+        events["remote back"] = time.monotonic() - t0
+        # the GPU worker dies mid-training
+        local.wait_for(lambda: _training_started(cluster), "a training process on the GPU worker", 900)
+        time.sleep(3)
+        running = [t for t, ti in cluster.task_instances(run_id).items() if t.startswith("train.")
+                   and ti["state"] == "running"]  # fmt: skip
+        cluster.services["worker-gpu"].kill()
+        events["GPU worker killed"] = time.monotonic() - t0
+        time.sleep(2)
+        orphans = local.processes_under(cluster.base / "worker-gpu")
+        cluster.restart("worker-gpu")
+        events["GPU worker back"] = time.monotonic() - t0
+        state = cluster.wait_for_run(run_id, 900)
+        instances = cluster.task_instances(run_id)
+        tries = {task: cluster.tries(run_id, task) for task in instances}
+        result = Outcome(cluster, run_id, state, instances, tries, events, running, orphans)
+        result.wall_s = time.monotonic() - started
+        report.write(result, os.environ.get("EMOTION_CLUSTER_REPORT") or base / "report.md")
+        yield result
+    finally:
+        cluster.stop_all()
+
+
+def when(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+def test_the_run_succeeds_through_the_scheduler_with_every_task(outcome):
+    assert outcome.state == "success", outcome.instances
+    assert {t: ti["state"] for t, ti in outcome.instances.items()} == dict.fromkeys(outcome.instances, "success")
+    expected = {"resolve", "validate", "augment", "evaluate", "compare", "promote", *GPU_TASKS}
+    assert set(outcome.instances) == expected
+
+
+def test_gpu_stages_run_on_the_gpu_worker_in_the_gpu_pool_and_the_rest_on_the_default_worker(outcome):
+    for task, ti in outcome.instances.items():
+        gpu = task in GPU_TASKS
+        assert ti["queue"] == ("gpu" if gpu else "default"), (task, ti["queue"])
+        assert ti["pool"] == ("emotion_gpu" if gpu else "default_pool"), (task, ti["pool"])
+        hosts = {t["hostname"] for t in outcome.tries[task] if t["state"] == "success"}
+        assert hosts == {"worker-gpu" if gpu else "worker-default"}, (task, outcome.tries[task])
+
+
+def test_the_two_searches_overlap_in_time(outcome):
+    a, b = outcome.instances["tune.irv2"], outcome.instances["tune.irv2_unet"]
+    assert when(a["start_date"]) < when(b["end_date"]) and when(b["start_date"]) < when(a["end_date"]), (a, b)
+
+
+def test_a_killed_gpu_worker_leaves_no_process_and_its_training_is_retried_on_the_restarted_worker(outcome):
+    assert outcome.killed_running, "no training task was running when the worker was killed"
+    assert outcome.orphans == [], outcome.orphans
+    for task in outcome.killed_running:
+        tries = outcome.tries[task]
+        assert len(tries) >= 2 and tries[0]["state"] == "failed" and tries[-1]["state"] == "success", tries
+        assert tries[-1]["hostname"] == "worker-gpu"
+        killed = outcome.events["GPU worker killed"]
+        assert (when(tries[-1]["start_date"]) - when(tries[0]["start_date"])).total_seconds() > 0
+        assert killed > 0
+
+
+def test_origin_and_the_remote_out_of_reach_are_retried_with_back_off_until_they_are_back(outcome):
+    for task in ("resolve", "validate"):
+        tries = outcome.tries[task]
+        assert len(tries) >= 2 and tries[0]["state"] == "failed" and tries[-1]["state"] == "success", (task, tries)
+        gap = (when(tries[1]["start_date"]) - when(tries[0]["end_date"])).total_seconds()
+        assert gap >= RETRY_DELAY_S - 1, (task, gap)  # the DAG's retry delay, not an immediate loop
+
+
+def test_the_remote_holds_one_complete_run_record_per_stage_key(outcome):
+    records = local.run_records(outcome.cluster)
+    stages = [s for s in outcome.instances if s not in ("resolve", "compare", "promote")]
+    assert len(records) == len(stages), records
+    assert all(len(names) == 1 for names in records.values()), records
+    assert local.missing_objects(outcome.cluster) == []
+
+
+def test_the_promotion_is_on_origin_and_a_fresh_clone_of_its_tag_pulls_with_a_clean_status(outcome, tmp_path):
+    cluster = outcome.cluster
+    env = local.env_for_tools(cluster)
+
+    def sh(cwd: Path, *args: str) -> str:
+        done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, f"{' '.join(args)}\n{done.stdout}\n{done.stderr}"
+        return done.stdout
+
+    remote_refs = sh(tmp_path, "git", "ls-remote", "--tags", cluster.forge.url)
+    assert all(f"refs/tags/{tag}" in remote_refs for tag in TAGS), remote_refs
+    sh(tmp_path, "git", "clone", "-q", cluster.forge.url, "clone")
+    clone = tmp_path / "clone"
+    sh(clone, "git", "checkout", "-q", "irv2@v1.0.0")
+    assert sh(clone, "git", "log", "-1", "--format=%s").strip() == "Promote irv2@v1.0.0, irv2_unet@v1.0.0"
+    dvc = [str(local.BIN / "dvc")]
+    sh(clone, *dvc, "remote", "add", "--local", "--default", "cluster", cluster.env["EMOTION_DVC_REMOTE"])
+    sh(clone, *dvc, "remote", "modify", "--local", "cluster", "endpointurl", cluster.s3_endpoint)
+    sh(clone, *dvc, "pull", "-q")
+    assert sh(clone, *dvc, "status", "--json").strip() in ("", "{}")
+    assert (clone / "models" / "irv2_unet" / "model.keras").stat().st_size > 0
+    assert json.loads((clone / "metrics" / "promotion.json").read_text())["decision"] == "promote"
+
+
+def test_task_logs_are_in_the_bucket_for_the_ui_of_any_host(outcome):
+    prefix = f"airflow/dag_id={local.DAG_ID}/run_id={outcome.run_id}/"
+    keys = local.objects(outcome.cluster, "emotion-logs", prefix)
+    for task in ("validate", "tune.irv2", "train.irv2_unet", "evaluate", "promote"):
+        assert any(f"/task_id={task}/" in key for key in keys), (task, keys[:20])
+
+
+def test_the_harness_runs_compose_s_environment(outcome):
+    """What this test proves is what docker/compose.yaml ships: every variable of its Airflow block, same values
+    but for this machine's addresses and secrets."""
+    block = yaml.safe_load(local.COMPOSE.read_text())["x-airflow-common"]["environment"]
+    env = outcome.cluster.env
+    assert set(block) <= set(env)
+    fixed = {k: v for k, v in block.items() if "${" not in str(v)}
+    assert {k: env[k] for k in fixed} == {k: str(v) for k, v in fixed.items()}
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor" and workspace.REPO.name
