@@ -7,7 +7,8 @@ only state the tasks share (dags/workspaces.py; docs/airflow.md is the runbook).
 - `resolve` picks the commit: the head of the branch (after committing updated `dvc import`s to it), or the ref
   given as the DAG param `ref`.
 - A stage task clones that commit, runs `dvc repro --pull <stage>` (upstream stages are restored from the DVC
-  remote's run-cache, never executed again: the pipeline's CLI refuses to), then `dvc push --run-cache`.
+  remote's run-cache, never executed again: the pipeline's CLI refuses to), then pushes the outputs and, last, the
+  run-cache record naming them. On a GPU worker it first leases its GPUs (EMOTION_GPU_DEVICES).
 - `compare` and `promote` restore the whole pipeline the same way with no stage executing, then apply the gate
   (champion against challenger on this run's Test split, pipeline/commands/promote.py); `promote` pushes the DVC
   outputs, then the commit and the GTO registry tags to origin in one atomic `git push`.
@@ -15,6 +16,10 @@ only state the tasks share (dags/workspaces.py; docs/airflow.md is the runbook).
 The DAG holds no ML code and no list of stages: they are read from the dvc.yaml beside this folder when the file is
 parsed, the knobs from the `retrain` section of params.yaml (through pipeline/config/, so a wrong key is an import
 error that names it).
+
+Failures say their kind: `workspaces.Unreachable` (origin or the DVC remote could not be reached) is retried with the
+DAG's back-off by every task; in `resolve` and `compare` any other failure is final (AirflowFailException), since a
+wrong dvc.yaml or a rejected model does not change by asking again.
 """
 
 from __future__ import annotations
@@ -47,14 +52,17 @@ SETTINGS = config.load(PIPELINE / "params.yaml").retrain
 GPU_STAGES = set(SETTINGS.gpu_stages)
 
 
-@task(retries=0)
+@task
 def resolve(params: dict | None = None) -> str:
-    """The run's commit; fails at once (no retries) when that commit's dvc.yaml has other stages than this DAG."""
+    """The run's commit; fails at once (no retries) when that commit's dvc.yaml has other stages than this DAG, or the
+    ref is unknown; retried when origin or the DVC remote is unreachable."""
     from airflow.sdk.exceptions import AirflowFailException
 
     settings = workspaces.Settings.from_env()
     try:
         commit = workspaces.resolve(settings, params["ref"], [s.name for s in STAGES])
+    except workspaces.Unreachable:
+        raise  # transient: Airflow retries it with the DAG's back-off
     except workspaces.TaskError as exc:
         raise AirflowFailException(str(exc)) from exc
     print(f"run pinned to {commit}")
@@ -81,10 +89,10 @@ def on_gate_failure(context) -> None:
     getattr(importlib.import_module(module), name)(context)
 
 
-@task(retries=0, on_failure_callback=on_gate_failure)
+@task(on_failure_callback=on_gate_failure)
 def compare(commit: str, run_id: str | None = None) -> None:
     """The gate alone; a rejection fails the run without retries (the metrics will not change by asking again) and
-    calls the deployment's hook (EMOTION_ON_REJECT)."""
+    calls the deployment's hook (EMOTION_ON_REJECT). Only an unreachable origin or DVC remote is retried."""
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
     from pipeline.commands.promote import NOTHING_NEW
@@ -92,7 +100,9 @@ def compare(commit: str, run_id: str | None = None) -> None:
     settings = workspaces.Settings.from_env()
     try:
         status = workspaces.gate(settings, commit, "check", run_id or "manual")
-    except workspaces.TaskError as exc:
+    except workspaces.Unreachable:
+        raise  # transient: Airflow retries it with the DAG's back-off
+    except workspaces.TaskError as exc:  # Rejected included
         raise AirflowFailException(str(exc)) from exc
     if status == NOTHING_NEW:
         raise AirflowSkipException(f"nothing new at {commit}: every model is the one already in production")
@@ -101,7 +111,7 @@ def compare(commit: str, run_id: str | None = None) -> None:
 @task
 def promote(commit: str, run_id: str | None = None) -> None:
     """Decide again, then `dvc push`, commit, register and assign with GTO, and push commit and tags to origin
-    atomically (a failed push fails the task)."""
+    atomically (a failed push fails the try; every failure, an unreachable origin or remote included, is retried)."""
     settings = workspaces.Settings.from_env()
     workspaces.gate(settings, commit, "apply", run_id or "manual")
 

@@ -2,8 +2,13 @@
 
 Every task clones origin at the run's commit into a temporary folder of its own, gets what it needs with DVC
 (`dvc repro --pull`: data sources and upstream stages come back from the remote and its run-cache, they are not
-executed again), does its one job, publishes with `dvc push --run-cache`, and removes the folder. Nothing is read
-from another task's disk, so a task may land on any worker.
+executed again), does its one job, publishes (`publish`: the outputs, then the run-cache record that names them), and
+removes the folder. Nothing is read from another task's disk, so a task may land on any worker.
+
+A task's commands die with it: `run` kills a command's whole process tree when the task is interrupted (the DAG's
+execution_timeout, a SIGTERM), so no training outlives its task. On a GPU worker a stage task leases its GPUs
+(`gpu_lease`) for its lifetime, so two stages never share one. A command that could not reach origin or the DVC
+remote raises `Unreachable`, which the DAG retries; any other failure is a `TaskError`.
 
 Standard library only: the DAG processor imports this module with the DAG file. Settings come from the worker's
 environment when a task runs (see docs/airflow.md):
@@ -13,19 +18,25 @@ environment when a task runs (see docs/airflow.md):
     EMOTION_GIT_MIRROR           optional local clone used as `git clone --reference-if-able` (a speed-up only)
     EMOTION_DVC_REMOTE           optional DVC remote URL that replaces the repository's default remote
     EMOTION_DVC_REMOTE_ENDPOINT  optional endpoint of an S3-compatible store (MinIO) for that remote
-    EMOTION_WORKDIR              optional parent folder of the temporary workspaces (default: the system's temp)
+    EMOTION_WORKDIR              optional parent folder of the temporary workspaces (default: the system's temp);
+                                 the GPU lease files (gpu-<id>.lock) live there too
+    EMOTION_GPU_DEVICES          optional CUDA device ids this worker owns, comma-separated ("0" or "0,1"); unset on
+                                 CPU workers (no lease, stage commands see the worker's environment unchanged)
+    EMOTION_GPUS_PER_TASK        how many of them a stage task leases (default: 1; 2+ trains under MirroredStrategy)
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,10 +50,34 @@ NOTHING = "none"
 _RUNNING = re.compile(r"^Running stage '([^']+)'", re.MULTILINE)
 # a ref a trigger may pin: a branch, tag or commit name, never a path or an option
 REF = r"^[A-Za-z0-9][A-Za-z0-9._/@#-]{0,199}$"
+# how long an interrupted command's processes get between SIGTERM and SIGKILL (a training may save its state)
+GRACE_S = 10.0
+# how often a stage task waiting for a free GPU looks again
+LEASE_POLL_S = 5.0
+# What git, ssh and DVC (botocore) print when origin or the DVC remote cannot be reached: the network or the service
+# is down, which a later try may find up. Each was seen in that tool's output (tests/dags/test_workspaces.py).
+# git's "Could not read from remote repository" alone is not here: it also follows a rejected key or a missing
+# repository, which no retry fixes; the line before it (ssh's) says which.
+UNREACHABLE = (
+    "Could not resolve host",  # git over HTTP(S), DNS
+    "Failed to connect to",  # git over HTTP(S): curl's "Failed to connect to <host> port <n>"
+    "Connection refused",  # git:// and ssh
+    "Connection timed out",
+    "Connection reset",
+    "ssh: connect to host",
+    "Could not connect to the endpoint URL",  # botocore's EndpointConnectionError, as DVC prints it
+    "EndpointConnectionError",
+    "Connect timeout",  # botocore's ConnectTimeoutError
+    "Connection was closed",  # botocore's ConnectionClosedError
+)
 
 
 class TaskError(RuntimeError):
     """A command of a workspace task failed; the message carries its output."""
+
+
+class Unreachable(TaskError):
+    """origin or the DVC remote could not be reached: a transient fault, retried (the message carries the output)."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +88,8 @@ class Settings:
     dvc_remote: str | None = None
     dvc_endpoint: str | None = None
     workdir: str | None = None
+    gpu_devices: tuple[str, ...] = ()  # this worker's CUDA device ids; empty: a CPU worker, no leases
+    gpus_per_task: int = 1
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -66,18 +103,78 @@ class Settings:
             dvc_remote=os.environ.get("EMOTION_DVC_REMOTE") or None,
             dvc_endpoint=os.environ.get("EMOTION_DVC_REMOTE_ENDPOINT") or None,
             workdir=os.environ.get("EMOTION_WORKDIR") or None,
+            **gpus_from_env(),
         )
 
 
+def gpus_from_env() -> dict:
+    """EMOTION_GPU_DEVICES and EMOTION_GPUS_PER_TASK, checked: a worker that asks for more GPUs per task than it
+    owns would wait forever, so it fails at once with the variables named."""
+    devices = tuple(d.strip() for d in os.environ.get("EMOTION_GPU_DEVICES", "").split(",") if d.strip())
+    per_task = os.environ.get("EMOTION_GPUS_PER_TASK") or "1"
+    if not per_task.isdigit() or not 1 <= int(per_task) <= max(len(devices), 1):
+        raise TaskError(
+            f"EMOTION_GPUS_PER_TASK={per_task!r}: a whole number from 1 to the count of EMOTION_GPU_DEVICES "
+            f"({len(devices)} listed)"
+        )
+    return {"gpu_devices": devices, "gpus_per_task": int(per_task)}
+
+
 def run(cwd: Path | None, *args: str, env: dict | None = None, ok: tuple[int, ...] = (0,)):
+    """Run a command, its output captured; an exit status outside ``ok`` raises Unreachable or TaskError.
+
+    Whatever interrupts the wait (the DAG's execution_timeout, which Airflow raises in the task by SIGALRM; a SIGTERM;
+    Ctrl-C) kills the command's whole process tree before it propagates: killing `dvc` alone would leave its child, the
+    stage (a training holding a GPU), running after the task. The execution_timeout relies on this. The child stays
+    in the worker's process group, so a worker killed by group (container runtimes, tests/cluster) takes it along."""
     # stage commands say `python`: the worker's own interpreter (the one with the pipeline's lock installed) runs them
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    done = subprocess.run(
-        args, cwd=cwd, capture_output=True, text=True, env={**os.environ, "PATH": path, **(env or {})}
+    child = subprocess.Popen(
+        args,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PATH": path, **(env or {})},
     )
-    if done.returncode not in ok:
-        raise TaskError(f"`{' '.join(args)}` exited {done.returncode}\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
-    return done
+    try:
+        stdout, stderr = child.communicate()
+    except BaseException:
+        kill_tree(child, GRACE_S)
+        raise
+    if child.returncode not in ok:
+        message = f"`{' '.join(args)}` exited {child.returncode}\n{stdout[-4000:]}\n{stderr[-4000:]}"
+        raise (Unreachable if unreachable(stdout + stderr) else TaskError)(message)
+    return subprocess.CompletedProcess(args, child.returncode, stdout, stderr)
+
+
+def unreachable(output: str) -> bool:
+    """Whether a failed command's output says origin or the DVC remote could not be reached."""
+    return any(sign.lower() in output.lower() for sign in UNREACHABLE)
+
+
+def kill_tree(child: subprocess.Popen, grace: float) -> None:
+    """SIGTERM ``child`` and every descendant, SIGKILL whatever is left after ``grace`` seconds, reap ``child``."""
+    import psutil  # lazily: the DAG processor imports this module, and Airflow brings psutil to every worker
+
+    procs: list = []
+    with suppress(psutil.NoSuchProcess):
+        procs.append(psutil.Process(child.pid))
+        # listed before any signal: once a parent dies its children are re-parented and no longer found through it
+        procs += procs[0].children(recursive=True)
+    for proc in procs:
+        with suppress(psutil.NoSuchProcess):
+            proc.terminate()
+    try:
+        psutil.wait_procs(procs, timeout=grace)
+    finally:  # even if a second signal interrupts the grace period
+        for proc in procs:
+            with suppress(psutil.NoSuchProcess):
+                proc.kill()  # psutil checks the pid was not reused since it was listed
+        for stream in (child.stdout, child.stderr):
+            if stream:
+                stream.close()
+        child.wait()
 
 
 def git(cwd: Path | None, *args: str) -> str:
@@ -163,7 +260,7 @@ def update_imports(root: Path, branch: str) -> None:
     git(root, "push", "--quiet", "origin", f"HEAD:refs/heads/{branch}")
 
 
-def reproduce(root: Path, stage: str | None) -> list[str]:
+def reproduce(root: Path, stage: str | None, env: dict[str, str] | None = None) -> list[str]:
     """`dvc repro --pull` of ``stage`` (None: the whole pipeline) where only ``stage`` may execute: every changed
     upstream stage is restored from the remote's run-cache. Returns the stages DVC executed.
 
@@ -171,17 +268,31 @@ def reproduce(root: Path, stage: str | None) -> list[str]:
     outputs (a stage that does run gets its missing dependencies pulled first); the whole pipeline is restored in
     full, since the gate reads its outputs."""
     args = ["repro", "--pull"] + (["--allow-missing", stage] if stage else [])
-    log = dvc(root, *args, env={EXECUTE: stage or NOTHING})
+    log = dvc(root, *args, env={**(env or {}), EXECUTE: stage or NOTHING})
     return _RUNNING.findall(log)
 
 
-def run_stage(settings: Settings, commit: str, stage: str) -> dict:
-    """The task of one dvc.yaml stage: reproduce it in a fresh workspace, then push its outputs and run-cache."""
-    with workspace(settings, stage, commit) as root:
-        executed = reproduce(root, stage)
-        dvc(root, "push", "--run-cache")
-        publish_uncached(root, executed)
+def run_stage(settings: Settings, commit: str, stage: str, lease_timeout: float | None = None) -> dict:
+    """The task of one dvc.yaml stage: on its GPUs if the worker has some, reproduce it in a fresh workspace, then
+    publish what it executed."""
+    with gpu_lease(settings, stage, lease_timeout) as gpu_env, workspace(settings, stage, commit) as root:
+        executed = reproduce(root, stage, gpu_env)
+        publish(root, executed)
         return {"stage": stage, "commit": commit, "executed": executed}
+
+
+def publish(root: Path, executed: list[str]) -> None:
+    """Send the executed stages' outputs to the DVC remote, then their run-cache records, in that order.
+
+    A record on the remote tells every later task "restore this stage, don't run it"; a record whose objects are not
+    there yet makes that restore fail. DVC's `push --run-cache` sends the records first, so it comes last, after the
+    cached outputs (`dvc push <stages>`) and the uncached ones (publish_uncached): a task killed in between leaves
+    objects without a record, which its retry simply executes again."""
+    if not executed:  # everything was restored from the remote: nothing new to send
+        return
+    dvc(root, "push", *executed)
+    publish_uncached(root, executed)
+    dvc(root, "push", "--run-cache", *executed)
 
 
 def publish_uncached(root: Path, executed: list[str]) -> None:
@@ -204,6 +315,57 @@ def publish_uncached(root: Path, executed: list[str]) -> None:
         copies.append(str(copy.relative_to(root)))
     dvc(root, "add", "--quiet", *copies)
     dvc(root, "push", *(f"{c}.dvc" for c in copies))
+
+
+@contextmanager
+def gpu_lease(settings: Settings, task: str, timeout: float | None = None) -> Iterator[dict[str, str]]:
+    """Lease ``settings.gpus_per_task`` of the worker's GPUs for the block; yields the environment of the stage's
+    commands (CUDA_VISIBLE_DEVICES, TF_FORCE_GPU_ALLOW_GROWTH), empty on a CPU worker. Waits, polling, while every
+    GPU is leased; ``timeout`` (seconds, None: no limit) bounds the wait with a TaskError.
+
+    A lease is an exclusive `flock` of ``gpu-<id>.lock`` in the worker's EMOTION_WORKDIR: the kernel releases it when
+    its holder exits in any way, SIGKILL included, so a dead task never keeps a GPU leased."""
+    if not settings.gpu_devices:
+        yield {}
+        return
+    folder = Path(settings.workdir or tempfile.gettempdir())
+    wanted = f"{settings.gpus_per_task} of GPUs {','.join(settings.gpu_devices)}"
+    start = next_log = time.monotonic()
+    while not (held := _try_lease(folder, settings.gpu_devices, settings.gpus_per_task)):
+        waited = time.monotonic() - start
+        if timeout is not None and waited >= timeout:
+            raise TaskError(f"{task}: no {wanted} free after {waited:.0f} s")
+        if time.monotonic() >= next_log:  # once a minute: a wait may last hours
+            print(f"{task}: waiting for {wanted} to be free (leased by other tasks; {waited:.0f} s so far)", flush=True)
+            next_log += 60
+        time.sleep(LEASE_POLL_S if timeout is None else min(LEASE_POLL_S, timeout / 10))
+    try:
+        devices = ",".join(device for device, _ in held)
+        print(f"{task}: leased GPU(s) {devices}", flush=True)
+        # growth: TensorFlow takes GPU memory as it needs it instead of all of it at start
+        yield {"CUDA_VISIBLE_DEVICES": devices, "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
+    finally:
+        for _, fd in held:
+            os.close(fd)  # closing the descriptor releases its flock
+
+
+def _try_lease(folder: Path, devices: tuple[str, ...], count: int) -> list[tuple[str, int]]:
+    """``count`` free devices, each with its locked descriptor, or none at all: holding some while waiting for the
+    rest could deadlock two tasks that each want two."""
+    held: list[tuple[str, int]] = []
+    for device in devices:
+        fd = os.open(folder / f"gpu-{device}.lock", os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        held.append((device, fd))
+        if len(held) == count:
+            return held
+    for _, fd in held:
+        os.close(fd)
+    return []
 
 
 class Rejected(TaskError):

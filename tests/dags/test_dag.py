@@ -4,6 +4,7 @@ GPU stages on the `gpu` queue and in the GPU pool, a `ref` param that cannot nam
 from __future__ import annotations
 
 import re
+import sys
 
 import pytest
 
@@ -86,9 +87,8 @@ def test_schedule_runs_and_retries(dag, raw_params):
     assert dag["params"]["ref"] == ""
     settings = raw_params["retrain"]
     for name, task in dag["tasks"].items():
-        if name in ("compare", "resolve"):
-            assert task["retries"] == 0, name  # a verdict does not change by asking again
-            continue
+        # resolve and compare too: they retry an unreachable origin or remote (any other failure is final, raised as
+        # AirflowFailException: a verdict does not change by asking again)
         assert task["retries"] == settings["retries"], name
         assert task["retry_exponential_backoff"] == 2.0, name
         hours = settings["timeout_hours"]["gpu" if task["queue"] == "gpu" else "cpu"]
@@ -114,3 +114,34 @@ def test_the_ref_param_accepts_branches_tags_and_commits(ref):
     from tests.cluster import workspaces
 
     assert re.fullmatch(workspaces.REF, ref)
+
+
+# The task functions of the DAG, called directly in an Airflow child process with the workspace layer failing as asked.
+_FAIL_AS = """
+import sys
+import emotion_retraining as dag, workspaces
+from airflow.sdk.exceptions import AirflowFailException
+
+def failing(*args, **kwargs):
+    raise getattr(workspaces, sys.argv[1])("origin said no")
+
+workspaces.resolve = workspaces.gate = failing
+workspaces.Settings.from_env = classmethod(lambda cls: workspaces.Settings("unused"))
+calls = {"resolve": lambda: dag.resolve.function({"ref": ""}), "compare": lambda: dag.compare.function("c")}
+for name, call in calls.items():
+    try:
+        call()
+    except Exception as exc:
+        print(name, type(exc).__name__)
+"""
+
+
+@pytest.mark.parametrize(
+    ("raised", "seen"),
+    [("Unreachable", "Unreachable"), ("TaskError", "AirflowFailException"), ("Rejected", "AirflowFailException")],
+)
+def test_resolve_and_compare_retry_an_unreachable_remote_only(tmp_path, raised, seen):
+    home = tmp_path / "home"
+    home.mkdir()
+    done = airflow_env.run(home, sys.executable, "-c", _FAIL_AS, raised, extra={"PYTHONPATH": str(airflow_env.DAGS)})
+    assert done.stdout.split("\n")[-3:-1] == [f"resolve {seen}", f"compare {seen}"], done.stdout + done.stderr
