@@ -13,7 +13,7 @@ export PATH := $(BIN):$(PATH)
 export GX_ANALYTICS_ENABLED := false
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup run test test-fast lint bench lock data clean
+.PHONY: setup run test test-fast lint bench lock data seed-remote clean
 
 setup: $(STAMP)
 
@@ -28,6 +28,11 @@ $(STAMP):
 # data/raw comes from the DVC remote (an in-repo folder holding the sample dataset; see README for the real data).
 data: setup
 	$(BIN)/dvc pull --quiet data.dvc
+
+# data/raw into a cluster's DVC remote by hand: what the compose service dvc-seed runs (docker/seed-remote.sh). Needs
+# EMOTION_GIT_REMOTE, EMOTION_DVC_REMOTE (and EMOTION_DVC_REMOTE_ENDPOINT, AWS_* for MinIO/S3) in the environment.
+seed-remote: setup
+	bash docker/seed-remote.sh
 
 run: data
 	$(BIN)/dvc repro
