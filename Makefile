@@ -29,6 +29,11 @@ $(STAMP):
 data: setup
 	$(BIN)/dvc pull --quiet data.dvc
 
+# data/raw into a cluster's DVC remote by hand: what the compose service dvc-seed runs (docker/seed-remote.sh). Needs
+# EMOTION_GIT_REMOTE, EMOTION_DVC_REMOTE (and EMOTION_DVC_REMOTE_ENDPOINT, AWS_* for MinIO/S3) in the environment.
+seed-remote: setup
+	bash docker/seed-remote.sh
+
 run: data
 	$(BIN)/dvc repro
 	$(BIN)/dvc metrics show
@@ -54,11 +59,6 @@ $(CLUSTER_STAMP): $(STAMP)
 cluster-test: cluster-setup
 	EMOTION_CLUSTER_REPORT=$(abspath .cluster-test/report.md) $(PY) -m pytest tests/celery_cluster -m cluster \
 		-p no:cacheprovider $(PYTEST_ARGS)
-
-# Seed a cluster's DVC remote with the raw data (what compose's remote-seed job does): EMOTION_GIT_REMOTE,
-# EMOTION_DVC_REMOTE (and EMOTION_DVC_REMOTE_ENDPOINT, AWS_* for S3/MinIO) from the environment
-seed-remote: setup
-	bash docker/seed-remote.sh
 
 lint: setup
 	$(BIN)/ruff check .
