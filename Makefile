@@ -59,6 +59,7 @@ $(CLUSTER_STAMP): $(STAMP)
 cluster-test: cluster-setup
 	EMOTION_CLUSTER_REPORT=$(abspath .cluster-test/report.md) $(PY) -m pytest tests/celery_cluster -m cluster \
 		-p no:cacheprovider $(PYTEST_ARGS)
+	@cat .cluster-test/report.md
 
 lint: setup
 	$(BIN)/ruff check .

@@ -48,6 +48,9 @@ EXECUTE = "EMOTION_EXECUTE"
 NOTHING = "none"
 # DVC's own log line for a stage it executes (a restored stage logs "is cached - skipping run" instead)
 _RUNNING = re.compile(r"^Running stage '([^']+)'", re.MULTILINE)
+# the tasks' temporary folders (under EMOTION_WORKDIR) and the lock file that says a live task owns one
+PREFIX = "emotion-"
+OWNER = ".owner"
 # a ref a trigger may pin: a branch, tag or commit name, never a path or an option
 REF = r"^[A-Za-z0-9][A-Za-z0-9._/@#-]{0,199}$"
 # how long an interrupted command's processes get between SIGTERM and SIGKILL (a training may save its state)
@@ -188,8 +191,12 @@ def dvc(cwd: Path, *args: str, env: dict | None = None) -> str:
 
 @contextmanager
 def workspace(settings: Settings, task: str, commit: str | None = None) -> Iterator[Path]:
-    """A fresh clone of origin (at ``commit``, or the head of the branch) in a temporary folder, removed on exit."""
-    parent = tempfile.mkdtemp(prefix=f"emotion-{re.sub(r'[^A-Za-z0-9_.-]', '_', task)}-", dir=settings.workdir)
+    """A fresh clone of origin (at ``commit``, or the head of the branch) in a temporary folder, removed on exit.
+
+    A task killed with its worker cannot remove its folder; the next workspace made beside it does (sweep)."""
+    parent = tempfile.mkdtemp(prefix=f"{PREFIX}{re.sub(r'[^A-Za-z0-9_.-]', '_', task)}-", dir=settings.workdir)
+    owner = claim(Path(parent))
+    sweep(Path(parent).parent)
     root = Path(parent) / "ws"
     try:
         reference = ["--reference-if-able", settings.mirror, "--dissociate"] if settings.mirror else []
@@ -201,6 +208,39 @@ def workspace(settings: Settings, task: str, commit: str | None = None) -> Itera
         yield root
     finally:
         shutil.rmtree(parent, ignore_errors=True)
+        os.close(owner)
+
+
+def claim(folder: Path) -> int:
+    """Mark ``folder`` as in use by this process for as long as the returned descriptor is open: an exclusive
+    `flock` of ``folder``/.owner, which the kernel drops when the process ends in any way, SIGKILL included. The lock
+    is taken before the file gets its name, so no sweep ever sees it unlocked."""
+    pending = folder / ".owner.new"
+    fd = os.open(pending, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    pending.rename(folder / OWNER)
+    return fd
+
+
+def sweep(parent: Path) -> list[Path]:
+    """Remove the task folders under ``parent`` whose owner is gone (its .owner lock is free); returns them.
+    Folders without an .owner yet (being created right now) are left alone."""
+    removed = []
+    for folder in parent.glob(f"{PREFIX}*"):
+        lock = folder / OWNER
+        try:
+            fd = os.open(lock, os.O_RDWR)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue  # a live task's folder
+        finally:
+            os.close(fd)
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
 
 
 def use_remote(root: Path, url: str, endpoint: str | None) -> None:

@@ -86,7 +86,7 @@ class LocalCluster:
             "EMOTION_WORKDIR": str(home / "tasks"),
             # ssh reads ~/.ssh of the passwd entry, not of $HOME: on a machine shared by several "hosts" each
             # names its own files, the ones a worker's image has in the home of its user
-            "GIT_SSH_COMMAND": self.forge.ssh_command(home / "home"),
+            "GIT_SSH_COMMAND": f"{self.env.get('GIT_SSH_COMMAND', 'ssh')} {self.forge.ssh_options(home / 'home')}",
             **(extra or {}),
         }
 

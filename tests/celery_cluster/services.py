@@ -105,11 +105,21 @@ class Service:
         return self.proc is not None and self.proc.poll() is None
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
-        """Signal the whole process group (the service and everything it started), then reap the leader."""
+        """Signal the service and everything it started, as a container runtime or systemd stops a unit: its process
+        group, and every descendant, since Airflow's task supervisors start sessions of their own; reap the leader."""
+        import psutil
+
         if self.proc is None:
             return
+        try:
+            descendants = psutil.Process(self.proc.pid).children(recursive=True)  # listed before any dies
+        except psutil.NoSuchProcess:
+            descendants = []
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, sig)
+        for proc in descendants:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.send_signal(sig)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=30)
 
@@ -183,10 +193,9 @@ class Forge:
         (ssh / "known_hosts").write_text(self.known_hosts_line + "\n")
 
     @staticmethod
-    def ssh_command(home: Path) -> str:
+    def ssh_options(home: Path) -> str:
         ssh = home / ".ssh"
-        options = f"-o IdentitiesOnly=yes -o UserKnownHostsFile={ssh / 'known_hosts'} -o StrictHostKeyChecking=yes"
-        return f"ssh -i {ssh / 'id_ed25519'} {options}"
+        return f"-i {ssh / 'id_ed25519'} -o IdentitiesOnly=yes -o UserKnownHostsFile={ssh / 'known_hosts'}"
 
 
 def keygen(path: Path) -> None:

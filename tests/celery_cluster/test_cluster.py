@@ -134,6 +134,13 @@ def test_a_killed_gpu_worker_leaves_no_process_and_its_training_is_retried_on_th
         assert killed > 0
 
 
+def test_no_task_folder_is_left_on_either_worker(outcome):
+    """Each task removes its clone; the clones of the killed tasks are swept by the next task on that worker."""
+    for worker in local.WORKERS:
+        left = sorted(p.name for p in (outcome.cluster.base / worker / "tasks").glob("emotion-*"))
+        assert left == [], (worker, left)
+
+
 def test_origin_and_the_remote_out_of_reach_are_retried_with_back_off_until_they_are_back(outcome):
     for task in ("resolve", "validate"):
         tries = outcome.tries[task]

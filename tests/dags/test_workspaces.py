@@ -306,3 +306,34 @@ def test_an_ssh_origin_on_a_closed_port_is_unreachable(tmp_path):
     """The real thing, once: git's own output for an origin nobody answers at."""
     with pytest.raises(workspaces.Unreachable, match="ssh: connect to host 127.0.0.1 port 1"):
         workspaces.git(tmp_path, "clone", "ssh://root@127.0.0.1:1/x.git")
+
+
+def test_a_task_folder_left_by_a_killed_task_is_swept_by_the_next_one_and_live_ones_are_kept(tmp_path):
+    """A worker killed mid-task cannot remove its task's folder (a clone plus pulled data: gigabytes); the next
+    workspace made beside it does, since nothing holds the folder's .owner lock any more."""
+    import subprocess
+    import sys
+
+    tasks = tmp_path / "tasks"
+    dead, live, unclaimed = (tasks / f"{workspaces.PREFIX}{name}" for name in ("dead", "live", "new"))
+    for folder in (dead, live, unclaimed):
+        folder.mkdir(parents=True)
+    claim = "import sys; sys.path.insert(0, sys.argv[2]); import workspaces; from pathlib import Path\n"
+    claim += "workspaces.claim(Path(sys.argv[1])); print('held', flush=True); import time; time.sleep(300)"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", claim, str(dead), str(workspace.REPO / "dags")], stdout=subprocess.PIPE
+    )
+    try:
+        assert proc.stdout.readline() == b"held\n"
+        assert workspaces.sweep(tasks) == []  # its owner lives
+    finally:
+        proc.kill()  # SIGKILL, as a worker dies: no clean-up code runs
+        proc.wait()
+    owner = workspaces.claim(live)
+    try:
+        assert workspaces.sweep(tasks) == [dead]
+        assert sorted(p.name for p in tasks.iterdir()) == sorted([live.name, unclaimed.name])
+    finally:
+        import os
+
+        os.close(owner)
