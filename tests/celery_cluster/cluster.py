@@ -9,7 +9,6 @@ component (a container has its own hostname), its own AIRFLOW_HOME, HOME and tas
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 import subprocess
@@ -24,6 +23,7 @@ from tests import cluster as disk_cluster
 from tests import workspace
 from tests.celery_cluster import services
 from tests.celery_cluster.services import BIN, Service, wait_for
+from tests.run_records import missing_run_objects
 
 COMPOSE = workspace.REPO / "docker" / "compose.yaml"
 SEED = workspace.REPO / "docker" / "seed-remote.sh"
@@ -260,61 +260,34 @@ def processes_under(folder: Path) -> list[str]:
     return found
 
 
-def run_records(cluster: LocalCluster) -> dict[str, list[str]]:
-    """The DVC remote's run-cache: record names by stage key (runs/<2 chars>/<key>/<record>)."""
+def s3_client(cluster: LocalCluster):
+    """A client of the S3 store itself (behind the relay, so it answers while the relay is cut)."""
     import boto3
 
-    client = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{cluster.s3_backend}", region_name="us-east-1",
-                          **{k.lower(): v for k, v in services.CREDENTIALS.items()})  # fmt: skip
-    records: dict[str, list[str]] = {}
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket="emotion-dvc", Prefix="store/runs/"):
-        for obj in page.get("Contents", []):
-            *_, key, record = obj["Key"].split("/")
-            records.setdefault(key, []).append(record)
-    return records
+    return boto3.client("s3", endpoint_url=f"http://127.0.0.1:{cluster.s3_backend}", region_name="us-east-1",
+                        **{k.lower(): v for k, v in services.CREDENTIALS.items()})  # fmt: skip
 
 
 def objects(cluster: LocalCluster, bucket: str, prefix: str) -> list[str]:
-    import boto3
-
-    client = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{cluster.s3_backend}", region_name="us-east-1",
-                          **{k.lower(): v for k, v in services.CREDENTIALS.items()})  # fmt: skip
-    keys = []
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        keys += [obj["Key"] for obj in page.get("Contents", [])]
-    return keys
+    """Every key under ``prefix`` in ``bucket``, the prefix stripped."""
+    pages = s3_client(cluster).get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return [obj["Key"][len(prefix) :] for page in pages for obj in page.get("Contents", [])]
 
 
-def env_for_tools(cluster: LocalCluster) -> dict[str, str]:
-    """A newcomer's shell on this machine: the deploy key in HOME, the S3 credentials, the venv first."""
-    return (
-        cluster.component_env("newcomer")
-        | {k: v for k, v in os.environ.items() if k == "PATH"}
-        | {"PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-    )
+def run_records(cluster: LocalCluster) -> dict[str, list[str]]:
+    """The DVC remote's run-cache: record names by stage key (runs/<2 chars>/<key>/<record>)."""
+    records: dict[str, list[str]] = {}
+    for path in objects(cluster, "emotion-dvc", "store/runs/"):
+        *_, key, record = path.split("/")
+        records.setdefault(key, []).append(record)
+    return records
 
 
 def missing_objects(cluster: LocalCluster) -> list[str]:
-    """Every object a run record of the remote names (its outputs, and each file of an output folder) that the
-    remote lacks: what a downstream `dvc repro --pull` would fail to restore. Empty when every record is usable."""
-    import boto3
-
-    client = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{cluster.s3_backend}", region_name="us-east-1",
-                          **{k.lower(): v for k, v in services.CREDENTIALS.items()})  # fmt: skip
-    present = set(objects(cluster, "emotion-dvc", "store/files/md5/"))
-
-    def key(md5: str) -> str:
-        return f"store/files/md5/{md5[:2]}/{md5[2:]}"
-
-    missing = []
-    for record_key in objects(cluster, "emotion-dvc", "store/runs/"):
-        record = yaml.safe_load(client.get_object(Bucket="emotion-dvc", Key=record_key)["Body"].read())
-        for out in record.get("outs") or []:
-            if key(out["md5"]) not in present:
-                missing.append(f"{record_key}: {out['path']} ({out['md5']})")
-            elif out["md5"].endswith(".dir"):
-                listing = json.loads(client.get_object(Bucket="emotion-dvc", Key=key(out["md5"]))["Body"].read())
-                missing += [
-                    f"{record_key}: {out['path']}/{e['relpath']}" for e in listing if key(e["md5"]) not in present
-                ]
-    return missing
+    """What the remote's run records name and the remote lacks (tests/run_records.py): empty when every record can
+    be restored by a downstream `dvc repro --pull`."""
+    client = s3_client(cluster)
+    files = objects(cluster, "emotion-dvc", "store/")
+    return missing_run_objects(
+        files, lambda path: client.get_object(Bucket="emotion-dvc", Key=f"store/{path}")["Body"].read()
+    )

@@ -70,27 +70,34 @@ def gone(pid: int) -> bool:
         return True
 
 
+def interrupted_after(seconds: float, error: BaseException, cwd, script: str) -> None:
+    """Run ``sh -c script`` with workspaces.run and raise ``error`` in the waiting thread after ``seconds``, by
+    SIGALRM, as Airflow's execution_timeout does; the error must come out of run()."""
+    import signal
+
+    def on_alarm(signum, frame):
+        raise error
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        with pytest.raises(type(error)):
+            workspaces.run(cwd, "sh", "-c", script)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def test_an_interrupted_command_takes_its_whole_process_tree_along(tmp_path):
     """The DAG's execution_timeout: dvc's child (the training) must not outlive the task."""
-    import signal
     import time
 
     pids = tmp_path / "pids"
     # a shell (dvc) with two children (the stage and its helper), each pid written before the wait
     script = f"sleep 300 & echo $! >> {pids}; sleep 300 & echo $! >> {pids}; echo $$ >> {pids}; wait"
 
-    def on_alarm(signum, frame):
-        raise Timeout("execution_timeout")
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, 1.0)
     start = time.monotonic()
-    try:
-        with pytest.raises(Timeout):
-            workspaces.run(tmp_path, "sh", "-c", script)
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+    interrupted_after(1.0, Timeout("execution_timeout"), tmp_path, script)
     recorded = [int(p) for p in pids.read_text().split()]
     assert len(recorded) == 3
     deadline = time.monotonic() + 5
@@ -101,24 +108,13 @@ def test_an_interrupted_command_takes_its_whole_process_tree_along(tmp_path):
 
 
 def test_a_process_that_ignores_sigterm_is_killed_after_the_grace_period(tmp_path, monkeypatch):
-    import signal
     import time
 
     monkeypatch.setattr(workspaces, "GRACE_S", 0.5)
     pid = tmp_path / "pid"
     script = f"trap '' TERM; sleep 300 & echo $! > {pid}.child; echo $$ > {pid}; wait; wait; wait"
 
-    def on_alarm(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, 1.0)
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            workspaces.run(tmp_path, "sh", "-c", script)
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+    interrupted_after(1.0, KeyboardInterrupt(), tmp_path, script)
     shell, child = int(pid.read_text()), int(pid.with_suffix(".child").read_text())
     deadline = time.monotonic() + 5
     while not (gone(shell) and gone(child)) and time.monotonic() < deadline:
