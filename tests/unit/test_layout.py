@@ -1,4 +1,4 @@
-"""The layout's rules that code can check (ARCHITECTURE.md): dvc.yaml spells the stages' paths, and no command or
+"""The layout's rules that code can check (docs/architecture.md): dvc.yaml spells the stages' paths, and no command or
 library imports a stage module, so changing a stage's CLI affects nothing else."""
 
 from __future__ import annotations
