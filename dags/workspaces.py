@@ -227,20 +227,30 @@ def sweep(parent: Path) -> list[Path]:
     Folders without an .owner yet (being created right now) are left alone."""
     removed = []
     for folder in parent.glob(f"{PREFIX}*"):
-        lock = folder / OWNER
-        try:
-            fd = os.open(lock, os.O_RDWR)
-        except OSError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            continue  # a live task's folder
-        finally:
-            os.close(fd)
+        fd = try_flock(folder / OWNER, create=False)  # never creates one: a folder being made has none yet
+        if fd is None:
+            continue  # a live task's folder, or one without an owner yet
+        os.close(fd)
         shutil.rmtree(folder, ignore_errors=True)
         removed.append(folder)
     return removed
+
+
+def try_flock(path: Path, create: bool) -> int | None:
+    """An open descriptor of ``path`` holding its exclusive `flock`, or None when another process holds it (or, with
+    ``create`` false, the file cannot be opened). The lock lasts until the descriptor is closed or its process ends."""
+    try:
+        fd = os.open(path, os.O_RDWR | (os.O_CREAT if create else 0), 0o666)
+    except OSError:
+        if create:
+            raise  # a lease folder that cannot hold its lock files is the deployment's error, not a busy GPU
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
 
 
 def use_remote(root: Path, url: str, endpoint: str | None) -> None:
@@ -394,11 +404,8 @@ def _try_lease(folder: Path, devices: tuple[str, ...], count: int) -> list[tuple
     rest could deadlock two tasks that each want two."""
     held: list[tuple[str, int]] = []
     for device in devices:
-        fd = os.open(folder / f"gpu-{device}.lock", os.O_RDWR | os.O_CREAT, 0o666)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
+        fd = try_flock(folder / f"gpu-{device}.lock", create=True)
+        if fd is None:
             continue
         held.append((device, fd))
         if len(held) == count:

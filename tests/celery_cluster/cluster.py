@@ -152,23 +152,22 @@ class LocalCluster:
         found = self.request("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task_id}/tries")
         return sorted(found["task_instances"], key=lambda t: t["try_number"])
 
-    def wait_for_task(self, run_id: str, task_id: str, states: set[str], timeout: float) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            ti = self.task_instances(run_id).get(task_id, {})
-            if ti.get("state") in states:
-                return ti
-            time.sleep(1)
-        raise TimeoutError(f"{task_id} not in {states} after {timeout:.0f} s: {self.task_instances(run_id)}")
+    def wait_for_task(self, run_id: str, task_id: str, states: set[str], timeout: float) -> None:
+        def there() -> bool:
+            return self.task_instances(run_id).get(task_id, {}).get("state") in states
+
+        self._wait(run_id, there, f"{task_id} in {states}", timeout)
 
     def wait_for_run(self, run_id: str, timeout: float) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            state = self.run_state(run_id)
-            if state in ("success", "failed"):
-                return state
-            time.sleep(2)
-        raise TimeoutError(f"run {run_id} unfinished after {timeout:.0f} s: {self.task_instances(run_id)}")
+        self._wait(run_id, lambda: self.run_state(run_id) in ("success", "failed"), f"the end of {run_id}", timeout)
+        return self.run_state(run_id)
+
+    def _wait(self, run_id: str, check, what: str, timeout: float) -> None:
+        """services.wait_for, and on a timeout the run's task instances, to show where it stands."""
+        try:
+            wait_for(check, what, timeout)
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}: {self.task_instances(run_id)}") from None
 
 
 # worker name -> the Celery queue it consumes
@@ -262,10 +261,7 @@ def processes_under(folder: Path) -> list[str]:
 
 def s3_client(cluster: LocalCluster):
     """A client of the S3 store itself (behind the relay, so it answers while the relay is cut)."""
-    import boto3
-
-    return boto3.client("s3", endpoint_url=f"http://127.0.0.1:{cluster.s3_backend}", region_name="us-east-1",
-                        **{k.lower(): v for k, v in services.CREDENTIALS.items()})  # fmt: skip
+    return services.s3_client(f"http://127.0.0.1:{cluster.s3_backend}")
 
 
 def objects(cluster: LocalCluster, bucket: str, prefix: str) -> list[str]:

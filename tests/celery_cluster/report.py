@@ -7,22 +7,23 @@ from datetime import datetime
 from pathlib import Path
 
 
-def _when(stamp: str | None) -> datetime | None:
+def when(stamp: str | None) -> datetime | None:
+    """An Airflow API timestamp as a datetime (None stays None)."""
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")) if stamp else None
 
 
 def origin(tries: dict[str, list[dict]]) -> datetime:
     """When the run's first task started: the table's zero."""
-    return min(_when(t["start_date"]) for ts in tries.values() for t in ts if t.get("start_date"))
+    return min(when(t["start_date"]) for ts in tries.values() for t in ts if t.get("start_date"))
 
 
 def table(tries: dict[str, list[dict]]) -> list[str]:
     origin_ = origin(tries)
     rows = ["| task | try | worker | queue | pool | start s | wall s | state |", "|---|---:|---|---|---|---:|---:|---|"]
-    ordered = sorted(tries.items(), key=lambda kv: min(_when(t["start_date"]) or origin_ for t in kv[1]))
+    ordered = sorted(tries.items(), key=lambda kv: min(when(t["start_date"]) or origin_ for t in kv[1]))
     for task, task_tries in ordered:
         for t in task_tries:
-            start, end = _when(t.get("start_date")), _when(t.get("end_date"))
+            start, end = when(t.get("start_date")), when(t.get("end_date"))
             at = f"{(start - origin_).total_seconds():.0f}" if start else "-"
             wall = f"{(end - start).total_seconds():.0f}" if start and end else "-"
             rows.append(f"| {task} | {t['try_number']} | {t.get('hostname') or '-'} | {t.get('queue')} | "

@@ -124,16 +124,10 @@ class Service:
             self.proc.wait(timeout=30)
 
     def stop(self) -> None:
-        """SIGTERM to the group, SIGKILL after 20 s."""
-        if not self.alive:
-            self.kill()  # the leader may be gone while its children live on
-            return
+        """SIGTERM to the service and what it started, then SIGKILL to whatever is left (after up to 30 s for the
+        leader to go); the leader may already be gone while its group lives on."""
         self.kill(signal.SIGTERM)
-        if self.alive:
-            self.kill(signal.SIGKILL)
-        else:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
+        self.kill(signal.SIGKILL)
 
 
 def postgres() -> tuple[Service, int]:
@@ -260,12 +254,14 @@ def relay(base: Path, target: int, port: int | None = None) -> tuple[Service, in
     return server, port
 
 
-def create_buckets(endpoint: str, *names: str) -> None:
+def s3_client(endpoint: str):
     import boto3
 
-    client = boto3.client(
-        "s3", endpoint_url=endpoint, region_name="us-east-1",
-        aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"], aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-    )  # fmt: skip
+    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                        **{k.lower(): v for k, v in CREDENTIALS.items()})  # fmt: skip
+
+
+def create_buckets(endpoint: str, *names: str) -> None:
+    client = s3_client(endpoint)
     for name in names:
         client.create_bucket(Bucket=name)

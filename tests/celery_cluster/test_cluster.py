@@ -27,6 +27,7 @@ import yaml
 from tests import workspace
 from tests.celery_cluster import cluster as local
 from tests.celery_cluster import report
+from tests.celery_cluster.report import when
 
 pytestmark = [pytest.mark.cluster, pytest.mark.integration]
 
@@ -97,10 +98,6 @@ def outcome(tmp_path_factory) -> Outcome:
         yield result
     finally:
         cluster.stop_all()
-
-
-def when(stamp: str) -> datetime:
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
 
 
 def now() -> datetime:

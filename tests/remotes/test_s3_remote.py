@@ -4,16 +4,14 @@ override, dags/workspaces.py). Proves the plugin and the credentials path withou
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tests import workspace
+from tests.celery_cluster import services
 
 pytestmark = pytest.mark.integration
 
@@ -27,26 +25,11 @@ CREDENTIALS = {
 
 @pytest.fixture(scope="module")
 def s3_endpoint(tmp_path_factory):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = Path(sys.executable).with_name("moto_server")
-    log = (tmp_path_factory.mktemp("moto") / "server.log").open("w")
-    proc = subprocess.Popen([str(server), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT)
-    endpoint = f"http://127.0.0.1:{port}"
+    server, port = services.s3(tmp_path_factory.mktemp("moto"))  # the cluster test's S3 store, started the same way
     try:
-        for _ in range(100):  # bounded: at most ~20 s for the server to answer
-            try:
-                urllib.request.urlopen(endpoint, timeout=1)
-                break
-            except OSError:
-                time.sleep(0.2)
-        else:
-            pytest.fail("moto's S3 server did not start")
-        yield endpoint
+        yield f"http://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        server.stop()
 
 
 def dvc(root: Path, *args: str, env: dict) -> subprocess.CompletedProcess:
