@@ -23,6 +23,18 @@ if TYPE_CHECKING:
     from tests.dags.airflow_env import DagRun
 
 
+SHARED_RUN = {"retraining_run", "reproduced_workspace"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """`make test` runs on two processes (pytest-xdist, `--dist loadgroup`). Each test file is one group, so its module
+    fixtures run once; every test that reads the retraining DAG run (a session fixture of about 5 minutes) joins one
+    group, so that run happens once, on one process, while the other process works through the remaining files."""
+    for item in items:
+        group = "retraining-run" if SHARED_RUN & set(item.fixturenames) else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(scope="session")
 def raw_params() -> dict:
     return yaml.safe_load((REPO / "params.yaml").read_text())

@@ -37,7 +37,7 @@ def write(outcome, path: str | Path) -> None:
     lines += table(outcome.tries)
     lines += ["", "What the test did (seconds after the first task started):"]
     lines += [f"- {what}: {(at - origin(outcome.tries)).total_seconds():.0f} s" for what, at in outcome.events.items()]
-    lines += [f"- training tasks running at the kill: {', '.join(outcome.killed_running) or 'none'}"]
+    lines += [f"- GPU tasks running at the kill: {', '.join(outcome.killed_running) or 'none'}"]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
