@@ -14,9 +14,6 @@ from pipeline.config.errors import problem, problems
 
 # Airflow's schedule presets (a cron expression or null are the other choices)
 PRESETS = ("@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly")
-# one cron field: *, a number or a 3-letter name, a range of those, an optional /step; comma-separated lists of them
-_CRON_ITEM = r"(\*|\d+|[A-Za-z]{3})(-(\d+|[A-Za-z]{3}))?(/\d+)?"
-_CRON_FIELD = re.compile(rf"{_CRON_ITEM}(,{_CRON_ITEM})*")
 
 
 def _rule(check: Callable[[Any], str | None]) -> AfterValidator:
@@ -111,8 +108,10 @@ def _regex(value: str | None) -> str | None:
 def _schedule(value: str | None) -> str | None:
     if value is None or value in PRESETS:
         return None
-    fields = value.split()
-    if len(fields) == 5 and all(_CRON_FIELD.fullmatch(f) for f in fields):
+    from croniter import croniter  # Airflow's parser; here, not at the top: every command loads params, few a cron
+
+    # five fields, as croniter parses them for Airflow (croniter alone would also take a sixth, of seconds)
+    if len(value.split()) == 5 and croniter.is_valid(value):
         return None
     return f"{value!r} is not a cron expression (5 fields), an Airflow preset ({', '.join(PRESETS)}) or null"
 

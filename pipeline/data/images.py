@@ -16,7 +16,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import ExifTags, Image, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from pipeline import atomic
 
@@ -92,16 +92,12 @@ def orientation(data: bytes) -> int:
 
 
 def upright(array: np.ndarray, tag: int) -> np.ndarray:
-    """``array`` as stored, turned as EXIF orientation ``tag`` says a viewer shows it."""
-    if tag in (5, 6, 7, 8):
-        array = np.swapaxes(array, 0, 1)  # transpose: the four tags that swap width and height
-    turn = {2: (False, True), 3: (True, True), 4: (True, False), 6: (False, True), 7: (True, True), 8: (True, False)}
-    flip_rows, flip_cols = turn.get(tag, (False, False))
-    if flip_rows:
-        array = array[::-1]
-    if flip_cols:
-        array = array[:, ::-1]
-    return np.ascontiguousarray(array)
+    """``array`` as stored, turned as EXIF orientation ``tag`` says a viewer shows it (Pillow's ``exif_transpose``)."""
+    if tag == 1:  # upright already, as most files are: no round trip through Pillow
+        return array
+    picture = Image.fromarray(array)
+    picture.getexif()[ExifTags.Base.Orientation] = tag
+    return np.array(ImageOps.exif_transpose(picture))
 
 
 def to_rgb8(array: np.ndarray) -> np.ndarray:

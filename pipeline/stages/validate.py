@@ -7,9 +7,9 @@ the HTML report in any case, so a failed run can be read.
 from __future__ import annotations
 
 import argparse
-import html
 from pathlib import Path
 
+import jinja2
 import pandas as pd
 
 from pipeline import atomic
@@ -51,38 +51,36 @@ def failure_message(checks: list[Check], limit: int = 20) -> str:
     return "\n".join(lines)
 
 
-def render_report(summary: dict, checks: list[Check]) -> str:
-    esc = html.escape
-    rows = "".join(
-        f"<tr class={'ok' if c.success else 'bad'}><td>{'passed' if c.success else 'FAILED'}</td>"
-        f"<td>{esc(c.problem)}</td><td><code>{esc(c.name)}</code></td>"
-        f"<td>{'<br>'.join(esc(f) for f in c.findings) or '&ndash;'}</td></tr>"
-        for c in checks
-    )
-    splits = list(summary["per_class"])
-    labels = list(summary["per_class"][splits[0]])
-    count_rows = "".join(
-        f"<tr><td>{esc(label)}</td>" + "".join(f"<td>{summary['per_class'][s][label]}</td>" for s in splits) + "</tr>"
-        for label in labels
-    )
-    verdict = (
-        "all expectations hold"
-        if not summary["expectations"]["failed"]
-        else (f"{summary['expectations']['failed']} of {summary['expectations']['evaluated']} expectations failed")
-    )
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>Raw data validation</title><style>
-body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse;margin-bottom:2em}}
-td,th{{border:1px solid #ccc;padding:4px 8px;vertical-align:top;text-align:left}}
-tr.bad td:first-child{{background:#f8d0d0}} tr.ok td:first-child{{background:#d0f0d0}}</style></head><body>
-<h1>Raw data validation: {esc(verdict)}</h1>
-<p>{summary["files"]} files; images per split: {esc(str(summary["images"]))}; leaks between Train and Test:
-{summary["leaks"]}; train imbalance (largest/smallest class): {summary["imbalance_ratio_train"]}.</p>
+# Jinja2 with autoescaping: every value (file names and messages included) is escaped; only the template's own
+# markup (<br> between files, the dash of no file) is marked safe. The CSS braces are literal text to Jinja.
+REPORT = """<!doctype html><html><head><meta charset="utf-8"><title>Raw data validation</title><style>
+body{font-family:sans-serif;margin:2em} table{border-collapse:collapse;margin-bottom:2em}
+td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top;text-align:left}
+tr.bad td:first-child{background:#f8d0d0} tr.ok td:first-child{background:#d0f0d0}</style></head><body>
+<h1>Raw data validation: {{ verdict }}</h1>
+<p>{{ summary["files"] }} files; images per split: {{ summary["images"] }}; leaks between Train and Test:
+{{ summary["leaks"] }}; train imbalance (largest/smallest class): {{ summary["imbalance_ratio_train"] }}.</p>
 <h2>Images per class</h2>
-<table><tr><th>class</th>{"".join(f"<th>{esc(s)}</th>" for s in splits)}</tr>{count_rows}</table>
+<table><tr><th>class</th>{% for split in splits %}<th>{{ split }}</th>{% endfor %}</tr>
+{%- for label in summary["per_class"][splits[0]] %}<tr><td>{{ label }}</td>
+{%- for split in splits %}<td>{{ summary["per_class"][split][label] }}</td>{% endfor %}</tr>{% endfor %}</table>
 <h2>Expectations (Great Expectations suites <code>raw_images</code>, <code>class_counts</code>)</h2>
-<table><tr><th>result</th><th>what it guards</th><th>expectation</th><th>files</th></tr>{rows}</table>
+<table><tr><th>result</th><th>what it guards</th><th>expectation</th><th>files</th></tr>
+{%- for c in checks %}<tr class={{ "ok" if c.success else "bad" }}><td>{{
+  "passed" if c.success else "FAILED" }}</td><td>{{ c.problem }}</td><td><code>{{ c.name }}</code></td><td>{{
+  c.findings | join("<br>" | safe) or "&ndash;" | safe }}</td></tr>
+{%- endfor %}</table>
 </body></html>
 """
+
+
+def render_report(summary: dict, checks: list[Check]) -> str:
+    failed, evaluated = summary["expectations"]["failed"], summary["expectations"]["evaluated"]
+    verdict = f"{failed} of {evaluated} expectations failed" if failed else "all expectations hold"
+    template = jinja2.Environment(
+        autoescape=True, keep_trailing_newline=True, undefined=jinja2.StrictUndefined
+    ).from_string(REPORT)
+    return template.render(summary=summary, splits=list(summary["per_class"]), checks=checks, verdict=verdict)
 
 
 def run(params: Params, raw: Path, manifest_path: Path, metrics_path: Path, report_path: Path) -> dict:

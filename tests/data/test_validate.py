@@ -92,6 +92,16 @@ def test_bad_input_is_rejected_naming_file_and_problem(params, tiny_raw, tmp_pat
     assert "FAILED" in (tmp_path / "report.html").read_text()
 
 
+def test_the_report_shows_markup_in_file_names_and_messages_as_text(params, tiny_raw, tmp_path):
+    # a file whose name and content are markup: the report must show both, escaped, and inject neither
+    (tiny_raw / "Train/joy/<script>.jpg").write_text("<script>alert(1)</script>")
+    _, error = _run(params, tiny_raw, tmp_path)
+    assert "Train/joy/<script>.jpg: not an image: it holds text (b'<script>alert(1)" in error
+    report = (tmp_path / "report.html").read_text()
+    assert "Train/joy/&lt;script&gt;.jpg: not an image: it holds text (b&#39;&lt;script&gt;alert(1)" in report
+    assert "<script" not in report
+
+
 def test_near_duplicate_across_splits_is_a_leak(params, tiny_raw, tmp_path):
     source = _first(tiny_raw, "Train/surprise")
     image = cv2.imread(str(source))

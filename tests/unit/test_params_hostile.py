@@ -58,6 +58,7 @@ CASES = [
     ("retrain.retries", -3, "retrain.retries: -3 is below 0 (allowed: >= 0)"),
     ("retrain.schedule", "every tuesday-ish", "retrain.schedule: 'every tuesday-ish' is not a cron expression"),
     ("retrain.schedule", "0 3 * *", "retrain.schedule: '0 3 * *' is not a cron expression (5 fields), an Airflow"),
+    ("retrain.schedule", "0 25 * * *", "retrain.schedule: '0 25 * * *' is not a cron expression (5 fields)"),
     ("retrain.gpu_stages", ["trian"], "retrain.gpu_stages[0]: 'trian' is not a stage of dvc.yaml (one of validate,"),
     ("retrain.timeout_hours", {"cpu": 2}, "retrain.timeout_hours: needs exactly the keys 'cpu' and 'gpu'"),
     ("retrain.timeout_hours.gpu", 0, "retrain.timeout_hours.gpu: 0.0 is not above 0"),
