@@ -13,7 +13,14 @@ import yaml
 from pipeline import config
 from tests.workspace import REPO
 
-MISSING = object()  # the key is deleted rather than given a value
+class _Missing:
+    """The key is deleted rather than given a value (a stable repr: test ids must match across pytest-xdist workers)."""
+
+    def __repr__(self) -> str:
+        return "<deleted>"
+
+
+MISSING = _Missing()
 
 CASES = [
     ("augment.cap_majority", -5, "augment.cap_majority: -5 is below 1 (allowed: null or >= 1)"),
