@@ -24,11 +24,11 @@ def _cell(value: float | None) -> str:
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    return [
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
-        *("| " + " | ".join(r) + " |" for r in rows),
-    ]
+    """A Markdown table, the first column left-aligned and the figures right-aligned; cells are written as given
+    (already formatted: no re-parsing of 0.8000 into 0.8)."""
+    align = ("left", *["right"] * (len(header) - 1))
+    frame = pd.DataFrame(rows, columns=header)
+    return frame.to_markdown(index=False, colalign=align, disable_numparse=True).splitlines()
 
 
 def summary_table(params: Params, results: dict[str, dict]) -> list[str]:

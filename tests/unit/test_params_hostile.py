@@ -13,6 +13,7 @@ import yaml
 from pipeline import config
 from tests.workspace import REPO
 
+
 class _Missing:
     """The key is deleted rather than given a value (a stable repr: test ids must match across pytest-xdist workers)."""
 
