@@ -13,6 +13,23 @@ from pathlib import Path
 from typing import Any
 
 
+class OutputError(OSError):
+    """An output cannot be written where it was asked for; the message names the path and what to do."""
+
+
+def inside(folder: str | Path, *parts: str | Path, shown: str | Path | None = None) -> Path:
+    """``folder`` joined with ``parts``, refused unless it stays inside ``folder`` once resolved: names that come
+    from params or data (a class, a file) must never lead a write elsewhere (``..``, an absolute path, a link).
+    ``shown``: the folder the message names (the output itself, where ``folder`` is its temporary stand-in)."""
+    folder = Path(folder)
+    path = folder.joinpath(*parts)
+    if not path.resolve().is_relative_to(folder.resolve()):
+        rel = Path(*parts).as_posix()
+        where = shown if shown is not None else folder
+        raise OutputError(f"{rel!r} leads outside the output folder {where}: refused, nothing is written there")
+    return path
+
+
 @contextlib.contextmanager
 def target(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path`` in one rename."""

@@ -76,7 +76,7 @@ def run(params: Params, manifest_path: Path, raw: Path, out: Path, metrics_path:
                 image = augment(image, params.augment, rng)
                 name = f"{name}_aug{copy:04d}"
             rel = Path(row.side) / row.label / f"{name}.png"
-            write_png(tmp / rel, image)
+            write_png(atomic.inside(tmp, rel, shown=out), image)  # never outside --out, whatever the class is called
             index.append(
                 {
                     "path": rel.as_posix(),
