@@ -14,6 +14,7 @@ from pipeline.data import classes as class_names
 from pipeline.data import duplicates
 from pipeline.data.groups import Groups
 from pipeline.data.images import ImageInfo, ImageReadError, inspect_pixels
+from pipeline.data.links import escape
 
 COLUMNS = [
     "path", "split", "folder", "label", "extension", *[f.name for f in fields(ImageInfo)],
@@ -93,7 +94,7 @@ def build(
             "error": None,
             "leaks_with": None,
         }
-        row["error"] = unusable(file)
+        row["error"] = escape(file, raw) or unusable(file)  # a link out of the raw folder is never opened
         if row["error"] is None:
             try:
                 info, rgb = inspect_pixels(file)

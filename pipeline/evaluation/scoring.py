@@ -14,7 +14,7 @@ import pandas as pd
 from sklearn.metrics import log_loss
 
 from pipeline.config import Params
-from pipeline.data import faces
+from pipeline.data import faces, links
 from pipeline.data.images import read_rgb
 from pipeline.serving import inference
 from pipeline.training.metrics import classification_metrics
@@ -29,6 +29,7 @@ def test_split(manifest: pd.DataFrame, raw: Path, params: Params) -> tuple[pd.Da
     detector = faces.FaceDetector() if params.augment.face_crop else None
     images, found = [], []
     for path in rows["path"]:
+        links.check(raw / path, raw)
         image, face = faces.prepare(read_rgb(raw / path), params.image_size, detector, params.augment.face_margin)
         images.append(image)
         found.append(face)

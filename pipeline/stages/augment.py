@@ -14,7 +14,7 @@ import pandas as pd
 
 from pipeline import atomic
 from pipeline.config import Params
-from pipeline.data import faces
+from pipeline.data import faces, links
 from pipeline.data.images import read_rgb, write_png
 from pipeline.data.split import train_val_split
 from pipeline.data.transforms import augment
@@ -63,6 +63,7 @@ def run(params: Params, manifest_path: Path, raw: Path, out: Path, metrics_path:
     with atomic.directory(out) as tmp:
         for row in todo.itertuples():
             if row.path not in prepared:
+                links.check(raw / row.path, raw)
                 image, face = faces.prepare(
                     read_rgb(raw / row.path), params.image_size, detector, params.augment.face_margin
                 )

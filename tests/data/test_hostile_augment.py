@@ -84,3 +84,28 @@ def test_no_class_name_makes_augment_write_outside_its_out(tiny_raw, tmp_path):
         augment.run(unchecked, tmp_path / "manifest.csv", tiny_raw, out, tmp_path / "a.json", tmp_path / "p.csv")
     assert workspace.tree_digest(tmp_path) == before
     assert sorted(p.name for p in (tmp_path / "work").iterdir()) == []
+
+
+def test_a_raw_file_turned_into_a_link_out_of_raw_after_validate_is_never_read(tiny_raw, tmp_path, capsys):
+    """validate refuses such a link; augment checks again, for a raw folder changed between the two stages."""
+    params = workspace.tiny_params()
+    frame = manifest_lib.build(
+        tiny_raw, params.classes, params.class_aliases, params.split_folders, duplicates.rule(params.validate)
+    )
+    frame.to_csv(tmp_path / "manifest.csv", index=False)
+    victim = tiny_raw / frame.loc[frame["split"] == "train", "path"].iloc[0]
+    (tmp_path / "secret").write_text("TOP SECRET\n")
+    victim.unlink()
+    victim.symlink_to(tmp_path / "secret")
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(workspace.profile_params()))
+    out = tmp_path / "balanced"
+    code = cli(
+        ["--params", str(params_file), "augment", "--manifest", str(tmp_path / "manifest.csv"), "--raw", str(tiny_raw),
+         "--out", str(out), "--metrics", str(tmp_path / "a.json"), "--plot", str(tmp_path / "p.csv")]
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1, err
+    link = f"a symbolic link to {tmp_path / 'secret'}, outside {tiny_raw}"
+    assert err == f"error: {victim}: {link}: never opened; put the image itself in the folder\n"
+    assert not out.exists() and not list(tmp_path.glob(".balanced*"))
