@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import copy
 import re
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 from pipeline import config
+from pipeline.__main__ import main as cli
+from pipeline.release import registry
+from tests.dags.airflow_env import dvc_stages
 from tests.workspace import REPO
 
 MISSING = object()  # the key is deleted rather than given a value
@@ -138,3 +142,53 @@ def test_a_key_given_twice_is_refused(tmp_path):
     line = len(f"{text}\n".splitlines()) + 1
     with pytest.raises(config.ConfigError, match=re.escape(f"params.yaml line {line}: duplicate key 'image_size'")):
         config.load(path)
+
+
+def alias_bomb(depth: int = 9) -> str:
+    """A 'billion laughs' file: nine x, then levels of nine aliases of the level below; classes: the last one."""
+    names = [f"l{i}" for i in range(depth)]
+    lines = [f"{names[0]}: &{names[0]} [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"{cur}: &{cur} [{', '.join([f'*{prev}'] * 9)}]" for prev, cur in zip(names, names[1:], strict=False)]
+    return "\n".join([*lines, f"classes: *{names[-1]}", ""])
+
+
+# hostile YAML files: (case, the file's text, the one line after "<path>: ")
+YAML_FILES = [
+    ("alias bomb 9^9", alias_bomb(), "its aliases expand to more than 100,000 values (a 'billion laughs' file?)"),
+    ("self-reference", "classes: &a [joy, *a]\n", "an alias refers to the collection that holds it (an endless value)"),
+    ("2 MiB", "seed: 1\n" + "#" * (2 << 20) + "\n", "larger than 1 MiB, the limit of a YAML file here"),
+    ("[[[ 400000 deep", "[" * 400_000 + "]" * 400_000, "collections nest more than 50 deep; flatten it"),
+    ("- - - 400000 deep", "- " * 400_000 + "x\n", "collections nest more than 50 deep; flatten it"),
+    ("not UTF-8", "seed: 1\nname: caf\xe9\n".encode("latin-1"), "not UTF-8 text (byte 17); save it as UTF-8"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), [c[1:] for c in YAML_FILES], ids=[c[0] for c in YAML_FILES])
+def test_a_hostile_yaml_file_is_refused_in_a_second_with_one_line(tmp_path, capsys, text, message):
+    path = tmp_path / "params.yaml"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    started = time.perf_counter()
+    with pytest.raises(config.ConfigError) as caught:
+        config.load(path)
+    assert time.perf_counter() - started < 1.0
+    assert str(caught.value).startswith(f"{path}: {message}") and "\n" not in str(caught.value)
+    assert cli(["--params", str(path), "validate"]) == 1
+    assert capsys.readouterr().err == f"error: {caught.value}\n"
+
+
+def test_every_yaml_a_stage_reads_is_bounded(tmp_path):
+    """dvc.yaml too: read by params loading (stage names), the model registry and the retraining DAG."""
+    (tmp_path / "dvc.yaml").write_text(alias_bomb().replace("classes:", "stages:"))
+    for read in (lambda: dvc_stages.read(tmp_path), lambda: registry.artifacts(tmp_path)):
+        with pytest.raises(config.ConfigError, match="its aliases expand to more than 100,000 values"):
+            read()
+
+
+def test_anchors_and_aliases_within_the_limit_still_work(tmp_path):
+    text = (REPO / "params.yaml").read_text().replace("classes: [", "classes: &classes [")
+    path = tmp_path / "params.yaml"
+    path.write_text(f"{text}\nx: *classes\n")
+    with pytest.raises(config.ConfigError, match="x: unknown key"):  # the alias itself was read
+        config.load(path)
+    path.write_text(text)
+    assert config.load(path).classes == ["joy", "sadness", "fear", "anger", "surprise", "natural"]
