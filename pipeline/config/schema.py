@@ -21,6 +21,7 @@ from pipeline.config.training import TrainConfig
 class ValidateConfig(Strict):
     min_width: Count
     min_height: Count
+    max_aspect: Annotated[float, within(1, 100)]  # longer side / shorter side; the rule of pipeline/data/shape.py
     allowed_channels: Annotated[list[Annotated[int, one_of((1, 2, 3, 4), "a channel count")]], nonempty(unique=True)]
     allowed_extensions: Annotated[list[Annotated[str, rules.extension]], nonempty(unique=True)]
     min_images_per_class: dict[str, Annotated[int, within(0)]]

@@ -14,8 +14,8 @@ import pandas as pd
 
 from pipeline import atomic
 from pipeline.config import Params
-from pipeline.data import faces, links
-from pipeline.data.images import read_rgb, write_png
+from pipeline.data import faces, shape
+from pipeline.data.images import write_png
 from pipeline.data.split import train_val_split
 from pipeline.data.transforms import augment
 
@@ -57,15 +57,15 @@ def run(params: Params, manifest_path: Path, raw: Path, out: Path, metrics_path:
     train = split(pd.read_csv(manifest_path), params)
     todo = plan(train, params)
     detector = faces.FaceDetector() if params.augment.face_crop else None
+    picture = shape.rule(params.validate)
     prepared: dict[str, np.ndarray] = {}
     found = []
     index = []
     with atomic.directory(out) as tmp:
         for row in todo.itertuples():
             if row.path not in prepared:
-                links.check(raw / row.path, raw)
                 image, face = faces.prepare(
-                    read_rgb(raw / row.path), params.image_size, detector, params.augment.face_margin
+                    shape.read(raw / row.path, raw, picture), params.image_size, detector, params.augment.face_margin
                 )
                 prepared[row.path] = image
                 found.append(face)

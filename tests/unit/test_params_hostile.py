@@ -34,6 +34,8 @@ CASES = [
     ("augment.horizontal_flip", "yes", "augment.horizontal_flip: expected bool (true or false), got 'yes'"),
     ("validate.near_duplicate_max_distance", -1, "validate.near_duplicate_max_distance: -1 is outside [0, 32]"),
     ("validate.min_width", -10, "validate.min_width: -10 is below 1 (allowed: >= 1)"),
+    ("validate.max_aspect", 0.5, "validate.max_aspect: 0.5 is outside [1, 100]"),
+    ("validate.max_aspect", MISSING, "validate.max_aspect: missing key"),
     ("validate.min_images_per_class.train", -1, "validate.min_images_per_class.train: -1 is below 0"),
     ("validate.allowed_channels", [3, 5], "validate.allowed_channels[1]: 5 is not a channel count (one of 1, 2, 3, 4)"),
     ("validate.allowed_extensions", ["jpg"], "validate.allowed_extensions[0]: 'jpg' is not a file extension"),
