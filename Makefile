@@ -15,7 +15,7 @@ export PATH := $(BIN):$(PATH)
 export GX_ANALYTICS_ENABLED := false
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup run test test-fast lint bench lock data clean cluster-setup cluster-test seed-remote
+.PHONY: setup run test test-fast lint bench lock data pull clean cluster-setup cluster-test seed-remote
 
 setup: $(STAMP)
 
@@ -30,6 +30,13 @@ $(STAMP):
 # data/raw comes from the DVC remote (an in-repo folder holding the sample dataset; see README for the real data).
 data: setup
 	$(BIN)/dvc pull --quiet data.dvc
+
+# `dvc pull` for a fresh clone: everything the DVC remote holds, and a zero exit status. The in-repo remote holds the
+# sample data only; the outputs of the sample run that dvc.lock names (two models of about 220 MB among them, too
+# large for a git repository) are not in it, and a bare `dvc pull` exits 1 listing them. `make run` rebuilds them.
+pull: setup
+	$(BIN)/dvc pull --allow-missing
+	@echo "pulled what the DVC remote holds; outputs it lacks are rebuilt by \`make run\` (dvc repro)"
 
 # data/raw into a cluster's DVC remote by hand: what the compose service dvc-seed runs (docker/seed-remote.sh). Needs
 # EMOTION_GIT_REMOTE, EMOTION_DVC_REMOTE (and EMOTION_DVC_REMOTE_ENDPOINT, AWS_* for MinIO/S3) in the environment.

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+# the bounded YAML reader of params.yaml (the DAG imports pipeline.config anyway): a dvc.yaml of aliases that expand
+# to a billion values is refused at parse, not walked
+from pipeline.config import yamlfile
 
 # top-level sections that do not change the stages (plots, metrics and artifacts only name files for DVC's commands)
 _TOP_LEVEL = {"stages", "plots", "metrics", "artifacts"}
@@ -41,7 +43,7 @@ class Stage:
 
 def read(workspace: str | Path) -> list[Stage]:
     """Every stage of ``workspace``/dvc.yaml in file order, each with the stages it depends on."""
-    spec = yaml.safe_load((Path(workspace) / "dvc.yaml").read_text(encoding="utf-8")) or {}
+    spec = yamlfile.load(Path(workspace) / "dvc.yaml") or {}  # size- and alias-bounded, as params.yaml
     _refuse("its top level", set(spec) - _TOP_LEVEL)
     stages = []
     for group, body in (spec.get("stages") or {}).items():

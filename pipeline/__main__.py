@@ -33,6 +33,7 @@ USER_ERRORS = (
     "pipeline.release.registry.RegistryError",
     "pipeline.commands.OptionError",
     "pipeline.data.sample.OutputExists",
+    "pipeline.atomic.OutputError",
 )
 
 

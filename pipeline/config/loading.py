@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from pipeline.config import yamlfile
 from pipeline.config.errors import ConfigError, config_error
 from pipeline.config.schema import Params
 
@@ -21,9 +22,9 @@ class DuplicateKey(yaml.MarkedYAMLError):
     pass
 
 
-class UniqueKeyLoader(yaml.SafeLoader):
+class UniqueKeyLoader(yamlfile.BoundedLoader):
     """PyYAML's safe loader, except that a key given twice in one mapping is an error: plain PyYAML keeps the last
-    one silently, so one of two settings would be ignored without a word."""
+    one silently, so one of two settings would be ignored without a word; and within the limits of yamlfile."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen = set()
@@ -43,7 +44,7 @@ class UniqueKeyLoader(yaml.SafeLoader):
 def stage_names(dvc_yaml: Path) -> tuple[str, ...]:
     """The stages of ``dvc_yaml`` (foreach/matrix stages by their name before the @); () when there is none."""
     try:
-        spec = yaml.safe_load(dvc_yaml.read_text(encoding="utf-8"))
+        spec = yamlfile.load(dvc_yaml)
     except FileNotFoundError:
         return ()
     return tuple((spec or {}).get("stages") or {})
@@ -87,7 +88,7 @@ def load(path: str | Path = "params.yaml") -> Params:
     """Params from the file ``path``; retrain.gpu_stages is checked against the dvc.yaml beside it."""
     path = Path(path)
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=UniqueKeyLoader)
+        raw = yamlfile.load(path, UniqueKeyLoader)
     except FileNotFoundError:
         raise ConfigError(f"{path}: not found (run from the repository root)") from None
     except DuplicateKey as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import unicodedata
 from collections.abc import Callable, Iterable
 from typing import Annotated, Any
 
@@ -164,3 +165,43 @@ class Strict(BaseModel):
             if unknown:
                 raise problems(((key,), f"unknown key ({hint(key)})") for key in unknown)
         return data
+
+
+def folder_problem(value: str) -> str | None:
+    """Why ``value`` is not a plain folder name (one path component that stays where it is put), or None. Class names
+    and their aliases become folders of the augment stage's output: ``../x`` or ``a/b`` would write elsewhere."""
+    if not value.strip():
+        return "empty"
+    if "/" in value or "\\" in value:
+        return "it holds a path separator"
+    if value in (".", ".."):
+        return "it names a folder itself, not one inside it"
+    if value.startswith("."):
+        return "it starts with a dot, which hides it"
+    if any(unicodedata.category(c) == "Cc" for c in value):
+        return "it holds a control character"
+    return None
+
+
+def _folder_message(value: str) -> str | None:
+    why = folder_problem(value)
+    if why is None:
+        return None
+    return (
+        f"{value!r} is not a plain folder name ({why}); give a folder's own name, such as 'joy': no / or \\, "
+        "not . or .., no leading dot, no control characters"
+    )
+
+
+def _folder_names(value: dict[str, str]) -> dict[str, str]:
+    # keys (the folder names matched on disk) and values (class names) alike, one line per wrong entry
+    wrong = [((alias,), message) for alias in value for message in (_folder_message(alias),) if message]
+    wrong += [((alias,), message) for alias, name in value.items() for message in (_folder_message(name),) if message]
+    if wrong:
+        raise problems(wrong)
+    return value
+
+
+folder = _rule(_folder_message)
+folder_names = AfterValidator(_folder_names)
+Folder = Annotated[str, named, folder]  # a class or split folder name: one plain path component

@@ -13,7 +13,7 @@ from pydantic import ValidationInfo, field_validator, model_validator
 
 from pipeline.config import rules
 from pipeline.config.errors import ConfigWarning, problem, problems
-from pipeline.config.rules import Count, Fraction, Name, Share, Strict, nonempty, one_of, within
+from pipeline.config.rules import Count, Folder, Fraction, Share, Strict, nonempty, one_of, within
 from pipeline.config.search import TuneConfig
 from pipeline.config.training import TrainConfig
 
@@ -21,6 +21,7 @@ from pipeline.config.training import TrainConfig
 class ValidateConfig(Strict):
     min_width: Count
     min_height: Count
+    max_aspect: Annotated[float, within(1, 100)]  # longer side / shorter side; the rule of pipeline/data/shape.py
     allowed_channels: Annotated[list[Annotated[int, one_of((1, 2, 3, 4), "a channel count")]], nonempty(unique=True)]
     allowed_extensions: Annotated[list[Annotated[str, rules.extension]], nonempty(unique=True)]
     min_images_per_class: dict[str, Annotated[int, within(0)]]
@@ -136,9 +137,9 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", 'Field name "validate"', UserWarning)
 
     class Params(Strict):
-        classes: Annotated[list[Name], nonempty(2, unique=True)]
-        class_aliases: dict[str, str]
-        split_folders: Annotated[dict[str, Name], rules.keys("train", "test")]
+        classes: Annotated[list[Folder], nonempty(2, unique=True)]
+        class_aliases: Annotated[dict[str, str], rules.folder_names]
+        split_folders: Annotated[dict[str, Folder], rules.keys("train", "test")]
         image_size: Annotated[int, within(75)]  # the smallest InceptionResNetV2 input
         seed: Annotated[int, within(0)]
         validate: ValidateConfig
@@ -163,7 +164,11 @@ with warnings.catch_warnings():
             valid = isinstance(classes, list) and len(set(map(str, classes))) == len(classes) >= 2
             if not (valid and isinstance(data.get("class_aliases"), dict)):
                 return data  # the errors of classes come first; aliases are judged against a valid list
-            stray = {a: t for a, t in data["class_aliases"].items() if isinstance(t, str) and t not in classes}
+            stray = {
+                a: t
+                for a, t in data["class_aliases"].items()
+                if isinstance(t, str) and t not in classes and rules.folder_problem(t) is None  # a path: refused
+            }
             for alias, target in stray.items():
                 warnings.warn(
                     f"params: class_aliases.{alias}: {target!r} is not one of classes {classes}; the alias is "

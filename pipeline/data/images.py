@@ -44,7 +44,7 @@ def _problem(data: bytes) -> str:
     if not data:
         return "zero-byte file"
     if data[:1].isascii() and all(32 <= b < 127 or b in (9, 10, 13) for b in data[:64]):
-        return f"not an image: it holds text ({data[:24]!r}...)"
+        return f"not an image: it holds text ({len(data):,} bytes), not the data of a picture"  # never its content
     return "not a decodable image (unknown or corrupt format)"
 
 

@@ -11,13 +11,14 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.data import classes as class_names
-from pipeline.data import duplicates
+from pipeline.data import duplicates, shape
 from pipeline.data.groups import Groups
 from pipeline.data.images import ImageInfo, ImageReadError, inspect_pixels
+from pipeline.data.links import escape
 
 COLUMNS = [
     "path", "split", "folder", "label", "extension", *[f.name for f in fields(ImageInfo)],
-    "error", "leaks_with", "duplicate_of", "label_conflict",
+    "error", "shape", "blank", "leaks_with", "duplicate_of", "label_conflict",
 ]  # fmt: skip
 
 
@@ -73,8 +74,10 @@ def build(
     aliases: dict[str, str],
     split_folders: dict[str, str],
     same_picture: duplicates.Rule,
+    picture: shape.Rule | None = None,
 ) -> pd.DataFrame:
-    """Describe every file under ``raw``. Nothing is dropped: problems are recorded per row for the suite to judge."""
+    """Describe every file under ``raw``. Nothing is dropped: problems are recorded per row for the suite to judge
+    (with ``picture``, the size and blank-picture rule's too)."""
     raw = Path(raw)
     if not raw.is_dir():
         raise FileNotFoundError(f"{raw}: raw data folder not found (run `dvc pull`, or see README: bring your data)")
@@ -93,11 +96,14 @@ def build(
             "error": None,
             "leaks_with": None,
         }
-        row["error"] = unusable(file)
+        row["error"] = escape(file, raw) or unusable(file)  # a link out of the raw folder is never opened
         if row["error"] is None:
             try:
                 info, rgb = inspect_pixels(file)
                 row.update(asdict(info))
+                if picture is not None:
+                    row["shape"] = shape.size_problem(info.width, info.height, picture)
+                    row["blank"] = shape.blank_problem(rgb, shape.alpha(file.read_bytes()))
                 signatures[len(rows)] = duplicates.signature(rgb)
             except ImageReadError as exc:
                 row["error"] = str(exc).removeprefix(f"{file}: ")

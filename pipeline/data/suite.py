@@ -56,18 +56,11 @@ def image_suite(cfg: ValidateConfig) -> gx.ExpectationSuite:
                 ),
             ),
             gxe.ExpectColumnValuesToBeNull(column="error", meta=_meta("file does not decode as an image", "{error}")),
-            gxe.ExpectColumnValuesToBeBetween(
-                column="width",
-                min_value=cfg.min_width,
-                **decodable,
-                meta=_meta("image too small", f"{{width}}x{{height}} px, narrower than {cfg.min_width} px"),
+            # the size and blank-picture rule every reader applies (pipeline/data/shape.py), recorded per row
+            gxe.ExpectColumnValuesToBeNull(
+                column="shape", **decodable, meta=_meta("image too small or too elongated", "{shape}")
             ),
-            gxe.ExpectColumnValuesToBeBetween(
-                column="height",
-                min_value=cfg.min_height,
-                **decodable,
-                meta=_meta("image too small", f"{{width}}x{{height}} px, lower than {cfg.min_height} px"),
-            ),
+            gxe.ExpectColumnValuesToBeNull(column="blank", **decodable, meta=_meta("blank picture", "{blank}")),
             gxe.ExpectColumnValuesToBeInSet(
                 column="channels",
                 value_set=cfg.allowed_channels,

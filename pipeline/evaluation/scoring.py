@@ -14,8 +14,7 @@ import pandas as pd
 from sklearn.metrics import log_loss
 
 from pipeline.config import Params
-from pipeline.data import faces
-from pipeline.data.images import read_rgb
+from pipeline.data import faces, shape
 from pipeline.serving import inference
 from pipeline.training.metrics import classification_metrics
 
@@ -28,8 +27,10 @@ def test_split(manifest: pd.DataFrame, raw: Path, params: Params) -> tuple[pd.Da
         raise ValueError("the manifest has no usable Test images")
     detector = faces.FaceDetector() if params.augment.face_crop else None
     images, found = [], []
+    picture = shape.rule(params.validate)
     for path in rows["path"]:
-        image, face = faces.prepare(read_rgb(raw / path), params.image_size, detector, params.augment.face_margin)
+        rgb = shape.read(raw / path, raw, picture)
+        image, face = faces.prepare(rgb, params.image_size, detector, params.augment.face_margin)
         images.append(image)
         found.append(face)
     return rows, np.stack(images), sum(f is False for f in found)

@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
+from pipeline.config import yamlfile
 
 SEMVER = re.compile(r"v(\d+)\.(\d+)\.(\d+)")
 REFERENCE = re.compile(r"(?P<name>[A-Za-z0-9_-]+)@(?P<which>[A-Za-z0-9_.-]+)")
@@ -138,7 +138,7 @@ def artifacts(root: Path) -> dict[str, str]:
     """The models of dvc.yaml's ``artifacts:``, each with its file's path in the workspace (where train writes it)."""
     if not (root / "dvc.yaml").is_file():
         raise RegistryError(f"{root / 'dvc.yaml'} not found: run in the project's workspace, or give a model file")
-    spec = yaml.safe_load((root / "dvc.yaml").read_text(encoding="utf-8")) or {}
+    spec = yamlfile.load(root / "dvc.yaml") or {}  # size- and alias-bounded
     return {name: artifact["path"] for name, artifact in (spec.get("artifacts") or {}).items()}
 
 

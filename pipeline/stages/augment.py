@@ -14,8 +14,8 @@ import pandas as pd
 
 from pipeline import atomic
 from pipeline.config import Params
-from pipeline.data import faces
-from pipeline.data.images import read_rgb, write_png
+from pipeline.data import faces, shape
+from pipeline.data.images import write_png
 from pipeline.data.split import train_val_split
 from pipeline.data.transforms import augment
 
@@ -57,6 +57,7 @@ def run(params: Params, manifest_path: Path, raw: Path, out: Path, metrics_path:
     train = split(pd.read_csv(manifest_path), params)
     todo = plan(train, params)
     detector = faces.FaceDetector() if params.augment.face_crop else None
+    picture = shape.rule(params.validate)
     prepared: dict[str, np.ndarray] = {}
     found = []
     index = []
@@ -64,7 +65,7 @@ def run(params: Params, manifest_path: Path, raw: Path, out: Path, metrics_path:
         for row in todo.itertuples():
             if row.path not in prepared:
                 image, face = faces.prepare(
-                    read_rgb(raw / row.path), params.image_size, detector, params.augment.face_margin
+                    shape.read(raw / row.path, raw, picture), params.image_size, detector, params.augment.face_margin
                 )
                 prepared[row.path] = image
                 found.append(face)
@@ -76,7 +77,7 @@ def run(params: Params, manifest_path: Path, raw: Path, out: Path, metrics_path:
                 image = augment(image, params.augment, rng)
                 name = f"{name}_aug{copy:04d}"
             rel = Path(row.side) / row.label / f"{name}.png"
-            write_png(tmp / rel, image)
+            write_png(atomic.inside(tmp, rel, shown=out), image)  # never outside --out, whatever the class is called
             index.append(
                 {
                     "path": rel.as_posix(),

@@ -14,7 +14,7 @@ import pandas as pd
 
 from pipeline import atomic
 from pipeline.config import Params
-from pipeline.data import duplicates, suite
+from pipeline.data import duplicates, shape, suite
 from pipeline.data import manifest as manifest_lib
 from pipeline.data.suite import Check
 
@@ -85,7 +85,12 @@ def render_report(summary: dict, checks: list[Check]) -> str:
 
 def run(params: Params, raw: Path, manifest_path: Path, metrics_path: Path, report_path: Path) -> dict:
     frame = manifest_lib.build(
-        raw, params.classes, params.class_aliases, params.split_folders, duplicates.rule(params.validate)
+        raw,
+        params.classes,
+        params.class_aliases,
+        params.split_folders,
+        duplicates.rule(params.validate),
+        shape.rule(params.validate),
     )
     counts = manifest_lib.class_counts(frame, params.classes, params.split_folders)
     checks = suite.run(frame, counts, params.validate)

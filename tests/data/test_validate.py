@@ -30,6 +30,12 @@ def _run(params, raw: Path, out: Path):
         assert tree_digest(raw) == before, "validation wrote to the raw data"
 
 
+def _noise(height: int, width: int, alpha: int | None = None) -> np.ndarray:
+    """A picture of noise (BGR), or with ``alpha`` a BGRA one whose every pixel has that alpha."""
+    pixels = np.random.default_rng(0).integers(0, 256, (height, width, 3), np.uint8)
+    return pixels if alpha is None else np.dstack([pixels, np.full((height, width), alpha, np.uint8)])
+
+
 def _first(raw: Path, rel: str) -> Path:
     return sorted((raw / rel).glob("*.jpg"))[0]
 
@@ -70,6 +76,9 @@ def test_good_data_passes_and_writes_manifest(params, tiny_raw, tmp_path):
         (lambda raw: shutil.copy(_first(raw, "Train/sadness"), raw / "Test/sadness/copy.jpg"), "identical file"),
         (lambda raw: (raw / "Train/README.txt").write_text("about"), "stray file in 'Train'"),
         (lambda raw: (raw / "Train/joy/list.csv").write_text("a,b"), "extension '.csv' is not one of"),
+        (lambda raw: cv2.imwrite(str(raw / "Train/joy/strip.png"), _noise(1000, 40)), "40x1000 px, an aspect ratio"),
+        (lambda raw: cv2.imwrite(str(raw / "Train/joy/clear.png"), _noise(80, 80, alpha=0)), "fully transparent"),
+        (lambda raw: cv2.imwrite(str(raw / "Train/joy/grey.png"), np.full((80, 80), 90, np.uint8)), "one colour"),
     ],
     ids=[
         "corrupt-jpeg",
@@ -81,6 +90,9 @@ def test_good_data_passes_and_writes_manifest(params, tiny_raw, tmp_path):
         "train-test-leak",
         "stray-file-in-split",
         "stray-extension",
+        "40x1000-stripe",
+        "transparent-rgba",
+        "one-colour",
     ],
 )
 def test_bad_input_is_rejected_naming_file_and_problem(params, tiny_raw, tmp_path, make_bad, expected):

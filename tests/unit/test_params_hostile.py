@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import copy
 import re
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 from pipeline import config
+from pipeline.__main__ import main as cli
+from pipeline.release import registry
+from tests.dags.airflow_env import dvc_stages
 from tests.workspace import REPO
 
 
@@ -38,6 +42,8 @@ CASES = [
     ("augment.horizontal_flip", "yes", "augment.horizontal_flip: expected bool (true or false), got 'yes'"),
     ("validate.near_duplicate_max_distance", -1, "validate.near_duplicate_max_distance: -1 is outside [0, 32]"),
     ("validate.min_width", -10, "validate.min_width: -10 is below 1 (allowed: >= 1)"),
+    ("validate.max_aspect", 0.5, "validate.max_aspect: 0.5 is outside [1, 100]"),
+    ("validate.max_aspect", MISSING, "validate.max_aspect: missing key"),
     ("validate.min_images_per_class.train", -1, "validate.min_images_per_class.train: -1 is below 0"),
     ("validate.allowed_channels", [3, 5], "validate.allowed_channels[1]: 5 is not a channel count (one of 1, 2, 3, 4)"),
     ("validate.allowed_extensions", ["jpg"], "validate.allowed_extensions[0]: 'jpg' is not a file extension"),
@@ -84,6 +90,19 @@ CASES = [
     ("tune.space.dropout", {"low": 0.1, "high": 1.5, "log": False}, "tune.space.dropout.high: 1.5 is outside [0, 1)"),
     ("classes", [], "classes: give at least 2 values, got 0"),
     ("classes", ["joy", "joy"], "classes: names must be unique (joy repeated)"),
+    # class names and aliases become folders of augment's output: one plain path component each (issue 23)
+    ("classes", ["joy", "../../raw/Train/joy"], "classes[1]: '../../raw/Train/joy' is not a plain folder name (it"),
+    ("classes", ["joy", "../natural"], "classes[1]: '../natural' is not a plain folder name (it holds a path"),
+    ("classes", ["joy", "a/b"], "classes[1]: 'a/b' is not a plain folder name (it holds a path separator); give a"),
+    ("classes", ["joy", "a\\b"], "classes[1]: 'a\\\\b' is not a plain folder name (it holds a path separator)"),
+    ("classes", ["joy", ".."], "classes[1]: '..' is not a plain folder name (it names a folder itself"),
+    ("classes", ["joy", ".hidden"], "classes[1]: '.hidden' is not a plain folder name (it starts with a dot"),
+    ("classes", ["joy", "x\x00y"], "classes[1]: 'x\\x00y' is not a plain folder name (it holds a control character)"),
+    ("classes", ["joy", ""], "classes[1]: give a non-empty name"),
+    ("class_aliases", {"../natural": "natural"}, "class_aliases.../natural: '../natural' is not a plain folder name"),
+    ("class_aliases", {"neutral": "../../raw/Train/joy"}, "class_aliases.neutral: '../../raw/Train/joy' is not a"),
+    ("class_aliases", {".sad": "sadness"}, "class_aliases..sad: '.sad' is not a plain folder name (it starts with"),
+    ("split_folders", {"train": "../Train", "test": "Test"}, "split_folders.train: '../Train' is not a plain folder"),
     ("seed", -1, "seed: -1 is below 0 (allowed: >= 0)"),
     ("image_size", 74, "image_size: 74 is below 75"),
     ("image_size", "75", "image_size: expected int, got '75'"),
@@ -134,3 +153,53 @@ def test_a_key_given_twice_is_refused(tmp_path):
     line = len(f"{text}\n".splitlines()) + 1
     with pytest.raises(config.ConfigError, match=re.escape(f"params.yaml line {line}: duplicate key 'image_size'")):
         config.load(path)
+
+
+def alias_bomb(depth: int = 9) -> str:
+    """A 'billion laughs' file: nine x, then levels of nine aliases of the level below; classes: the last one."""
+    names = [f"l{i}" for i in range(depth)]
+    lines = [f"{names[0]}: &{names[0]} [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"{cur}: &{cur} [{', '.join([f'*{prev}'] * 9)}]" for prev, cur in zip(names, names[1:], strict=False)]
+    return "\n".join([*lines, f"classes: *{names[-1]}", ""])
+
+
+# hostile YAML files: (case, the file's text, the one line after "<path>: ")
+YAML_FILES = [
+    ("alias bomb 9^9", alias_bomb(), "its aliases expand to more than 100,000 values (a 'billion laughs' file?)"),
+    ("self-reference", "classes: &a [joy, *a]\n", "an alias refers to the collection that holds it (an endless value)"),
+    ("2 MiB", "seed: 1\n" + "#" * (2 << 20) + "\n", "larger than 1 MiB, the limit of a YAML file here"),
+    ("[[[ 400000 deep", "[" * 400_000 + "]" * 400_000, "collections nest more than 50 deep; flatten it"),
+    ("- - - 400000 deep", "- " * 400_000 + "x\n", "collections nest more than 50 deep; flatten it"),
+    ("not UTF-8", "seed: 1\nname: caf\xe9\n".encode("latin-1"), "not UTF-8 text (byte 17); save it as UTF-8"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), [c[1:] for c in YAML_FILES], ids=[c[0] for c in YAML_FILES])
+def test_a_hostile_yaml_file_is_refused_in_a_second_with_one_line(tmp_path, capsys, text, message):
+    path = tmp_path / "params.yaml"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    started = time.perf_counter()
+    with pytest.raises(config.ConfigError) as caught:
+        config.load(path)
+    assert time.perf_counter() - started < 1.0
+    assert str(caught.value).startswith(f"{path}: {message}") and "\n" not in str(caught.value)
+    assert cli(["--params", str(path), "validate"]) == 1
+    assert capsys.readouterr().err == f"error: {caught.value}\n"
+
+
+def test_every_yaml_a_stage_reads_is_bounded(tmp_path):
+    """dvc.yaml too: read by params loading (stage names), the model registry and the retraining DAG."""
+    (tmp_path / "dvc.yaml").write_text(alias_bomb().replace("classes:", "stages:"))
+    for read in (lambda: dvc_stages.read(tmp_path), lambda: registry.artifacts(tmp_path)):
+        with pytest.raises(config.ConfigError, match="its aliases expand to more than 100,000 values"):
+            read()
+
+
+def test_anchors_and_aliases_within_the_limit_still_work(tmp_path):
+    text = (REPO / "params.yaml").read_text().replace("classes: [", "classes: &classes [")
+    path = tmp_path / "params.yaml"
+    path.write_text(f"{text}\nx: *classes\n")
+    with pytest.raises(config.ConfigError, match="x: unknown key"):  # the alias itself was read
+        config.load(path)
+    path.write_text(text)
+    assert config.load(path).classes == ["joy", "sadness", "fear", "anger", "surprise", "natural"]
