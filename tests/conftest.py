@@ -26,13 +26,15 @@ if TYPE_CHECKING:
 SHARED_RUN = {"retraining_run", "reproduced_workspace"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups into the test ids
 def pytest_collection_modifyitems(config, items):
     """`make test` runs on two processes (pytest-xdist, `--dist loadgroup`). Each test file is one group, so its module
-    fixtures run once; every test that reads the retraining DAG run (a session fixture of about 5 minutes) joins one
-    group, so that run happens once, on one process, while the other process works through the remaining files."""
+    fixtures run once; every file with a test that reads the retraining DAG run (a session fixture of about 5 minutes)
+    joins one group, so that run happens once, on one process, while the other process works through the rest."""
+    path = {item: item.nodeid.split("::")[0] for item in items}
+    shared = {path[item] for item in items if SHARED_RUN & set(item.fixturenames)}
     for item in items:
-        group = "retraining-run" if SHARED_RUN & set(item.fixturenames) else item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group(group))
+        item.add_marker(pytest.mark.xdist_group("retraining-run" if path[item] in shared else path[item]))
 
 
 @pytest.fixture(scope="session")
