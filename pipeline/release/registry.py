@@ -18,11 +18,13 @@ from pathlib import Path
 
 import yaml
 
+from pipeline.config import UserError
+
 SEMVER = re.compile(r"v(\d+)\.(\d+)\.(\d+)")
 REFERENCE = re.compile(r"(?P<name>[A-Za-z0-9_-]+)@(?P<which>[A-Za-z0-9_.-]+)")
 
 
-class RegistryError(RuntimeError):
+class RegistryError(UserError, RuntimeError):
     """A registry reference or operation that cannot be carried out; the message says why."""
 
 
