@@ -10,7 +10,7 @@ only state the tasks share (dags/workspaces.py; docs/airflow.md is the runbook).
   remote's run-cache, never executed again: the pipeline's CLI refuses to), then pushes the outputs and, last, the
   run-cache record naming them. On a GPU worker it first leases its GPUs (EMOTION_GPU_DEVICES).
 - `compare` and `promote` restore the whole pipeline the same way with no stage executing, then apply the gate
-  (champion against challenger on this run's Test split, pipeline/commands/promote.py); `promote` pushes the DVC
+  (champion against challenger on this run's Test split, pipeline/release/gate.py); `promote` pushes the DVC
   outputs, then the commit and the GTO registry tags to origin in one atomic `git push`.
 
 The DAG holds no ML code and no list of stages: they are read from the dvc.yaml beside this folder when the file is
@@ -95,7 +95,7 @@ def compare(commit: str, run_id: str | None = None) -> None:
     calls the deployment's hook (EMOTION_ON_REJECT). Only an unreachable origin or DVC remote is retried."""
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-    from pipeline.commands.promote import NOTHING_NEW
+    from pipeline.release.gate import NOTHING_NEW
 
     settings = workspaces.Settings.from_env()
     try:

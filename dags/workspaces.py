@@ -424,7 +424,7 @@ def gate(settings: Settings, commit: str, action: str, run_id: str = "manual") -
     `python -m pipeline promote`; returns its exit status (0, or NOTHING_NEW); a rejection raises Rejected.
     The report is printed to the task's log: the workspace it was written in is removed with the task."""
     # imported here, not at the top, to keep the DAG processor's import of this module to the standard library
-    from pipeline.commands.promote import NOTHING_NEW
+    from pipeline.release.gate import NOTHING_NEW
 
     with workspace(settings, f"promote-{action}", commit) as root:
         executed = reproduce(root, None)

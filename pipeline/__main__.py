@@ -3,47 +3,81 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import shutil
 import sys
+from collections.abc import Iterator, Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-# command -> module with a ``main(params, argv)``; imported lazily so `--help` and light commands stay fast.
+if TYPE_CHECKING:
+    from pipeline.config import Params
+
+
+class Command(NamedTuple):
+    module: str  # has add_arguments(parser) and main(params, args)
+    summary: str  # its line in `python -m pipeline --help`
+
+
+# imported only when its command runs (or shows its help), so `--help` and light commands stay fast
 COMMANDS = {
-    "sample-data": "pipeline.commands.sample_data",
-    "validate": "pipeline.stages.validate",
-    "augment": "pipeline.stages.augment",
-    "tune": "pipeline.stages.tune",
-    "train": "pipeline.stages.train",
-    "evaluate": "pipeline.stages.evaluate",
-    "predict": "pipeline.commands.predict",
-    "export": "pipeline.commands.export",
-    "promote": "pipeline.commands.promote",
-    "bench": "pipeline.commands.bench",
+    "sample-data": Command("pipeline.commands.sample_data", "generate the embedded synthetic dataset, or a preview"),
+    "validate": Command("pipeline.stages.validate", "stage: describe the raw images and gate them on a suite"),
+    "augment": Command("pipeline.stages.augment", "stage: train/val split and class balancing by augmentation"),
+    "tune": Command("pipeline.stages.tune", "stage: search one model's hyperparameters"),
+    "train": Command("pipeline.stages.train", "stage: two-phase training of one model"),
+    "evaluate": Command("pipeline.stages.evaluate", "stage: every model and the ensemble on the Test split"),
+    "predict": Command("pipeline.commands.predict", "emotions of the faces in images, folders and videos"),
+    "export": Command("pipeline.commands.export", "a trained model as a SavedModel or TFLite file"),
+    "promote": Command("pipeline.commands.promote", "the promotion gate: champion against challenger"),
+    "bench": Command("pipeline.commands.bench", "how fast this machine trains, feeds and serves the models"),
 }
 
-# Errors that mean "your input is wrong", reported as one clear message rather than a traceback.
-USER_ERRORS = (
-    "pipeline.config.ConfigError",
-    "pipeline.stages.validate.ValidationFailed",
-    "pipeline.data.images.ImageReadError",
-    "pipeline.data.split.SplitError",
-    "pipeline.serving.errors.ModelError",
-    "pipeline.commands.promote.GateFailed",
-    "pipeline.release.registry.RegistryError",
-    "pipeline.commands.OptionError",
-    "pipeline.data.sample.OutputExists",
-    "pipeline.atomic.OutputError",
-)
+
+class CommandParser(argparse.ArgumentParser):
+    """One command's sub-parser in the tree: its module adds the arguments once the command line names the command,
+    so that parsing imports that module alone."""
+
+    def __init__(self, *args: Any, module: str = "", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.module_name = module
+        self.module: ModuleType | None = None
+
+    def parse_known_args(
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        if self.module is None and self.module_name:
+            self.module = importlib.import_module(self.module_name)
+            self.module.add_arguments(self)
+        return super().parse_known_args(args, namespace)
 
 
-def _user_error_types() -> tuple[type, ...]:
-    types = []
-    for dotted in USER_ERRORS:
-        module, name = dotted.rsplit(".", 1)
-        if module in sys.modules:
-            types.append(getattr(sys.modules[module], name))
-    return (*types, FileNotFoundError)
+def parser() -> tuple[argparse.ArgumentParser, dict[str, CommandParser]]:
+    """The one argparse tree: --params, then a command and its own options; and each command's sub-parser."""
+    top = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
+    top.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    sub = top.add_subparsers(dest="command", metavar="<command>", required=True, parser_class=CommandParser)
+    commands = {name: sub.add_parser(name, help=c.summary, module=c.module) for name, c in COMMANDS.items()}
+    return top, commands
+
+
+def run(params: Params, argv: list[str]) -> None:
+    """Parse ``argv`` (a command and its options) and run the command with ``params``: what `python -m pipeline` does
+    once it has read params.yaml. A UsageError is reported as argparse reports one (SystemExit 2)."""
+    top, commands = parser()
+    execute(params, top.parse_args(argv), commands)
+
+
+def execute(params: Params, args: argparse.Namespace, commands: dict[str, CommandParser]) -> None:
+    from pipeline.config import UsageError
+
+    command = commands[args.command]
+    try:
+        command.module.main(params, args)
+    except UsageError as exc:
+        command.error(str(exc))
 
 
 def refuse_unwanted_stage() -> str | None:
@@ -80,34 +114,37 @@ def log_device() -> None:
     print(f"device: {', '.join(names)}" if names else "device: no GPU found: running on CPU", file=sys.stderr)
 
 
+@contextlib.contextmanager
+def device_logged(tensorflow_before: bool) -> Iterator[None]:
+    """Log the device once, by the command that brought TensorFlow in: at the start if importing the command did,
+    else when it ends if it imported TensorFlow while running (predict, once it loads a Keras model). Commands
+    without it (validate, augment, predict with a TFLite model) run on no device."""
+    logged = not tensorflow_before and "tensorflow" in sys.modules
+    if logged:
+        log_device()
+    try:
+        yield
+    finally:
+        if not logged and not tensorflow_before and "tensorflow" in sys.modules:
+            log_device()
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
-    parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
-    parser.add_argument("command", choices=sorted(COMMANDS))
-    parser.add_argument("args", nargs=argparse.REMAINDER)
-    ns = parser.parse_args(argv)
     refused = refuse_unwanted_stage()
     if refused:
         print(f"error: {refused}", file=sys.stderr)
         return 1
     quiet_cuda_probe()
+    tensorflow_before = "tensorflow" in sys.modules
+    top, commands = parser()
+    args = top.parse_args(argv)  # imports the command's module alone, and with it perhaps TensorFlow
     from pipeline import config
 
     try:
-        params = config.load(ns.params)
-        tensorflow_before = "tensorflow" in sys.modules
-        command = importlib.import_module(COMMANDS[ns.command])
-        # once, by the command that brought TensorFlow in; commands without it (validate, augment, predict with a
-        # TFLite model) run on no device. predict imports it only once it loads a Keras model: logged after.
-        logged = not tensorflow_before and "tensorflow" in sys.modules
-        if logged:
-            log_device()
-        try:
-            command.main(params, ns.args)
-        finally:
-            if not logged and not tensorflow_before and "tensorflow" in sys.modules:
-                log_device()
-    except _user_error_types() as exc:
+        params = config.load(args.params)
+        with device_logged(tensorflow_before):
+            execute(params, args, commands)
+    except (config.UserError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

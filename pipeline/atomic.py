@@ -17,8 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from pipeline.config.errors import UserError
 
-class OutputError(OSError):
+
+class OutputError(UserError, OSError):
     """An output cannot be written where it was asked for; the message names the path and what to do. ``errno``:
     the file system's own error, if one; ``needed``: bytes the write was short of, at least, where known."""
 

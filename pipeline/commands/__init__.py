@@ -1,6 +1,2 @@
-"""Commands that are not dvc.yaml stages: predict, export, promote, bench, sample-data."""
-
-
-class OptionError(ValueError):
-    """A command-line option whose value the command cannot use; found before any work, and the message names the
-    option, its value and what to give instead."""
+"""Commands that are not dvc.yaml stages: predict, export, promote, bench, sample-data. Each module has an
+``add_arguments(parser)`` and a ``main(params, args)``; the CLI (pipeline/__main__.py) is what imports them."""

@@ -133,15 +133,17 @@ def run(params: Params, data: Path, budget: Budget) -> dict:
     return results
 
 
-def main(params: Params, argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="python -m pipeline bench", description=__doc__)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = __doc__
     parser.add_argument("--out", type=Path, default=Path("bench/results.json"))
     parser.add_argument("--data", type=Path, default=Path("data/balanced"), help="training images to feed, if built")
     parser.add_argument("--quick", action="store_true", help="a smoke test: one step of everything, params' size only")
     parser.add_argument(
         "--sizes", type=int, nargs="+", help=f"default: image_size and {STUDY_SIZE} (quick: image_size)"
     )
-    args = parser.parse_args(argv)
+
+
+def main(params: Params, args: argparse.Namespace) -> None:
     budget = QUICK if args.quick else FULL
     default_sizes = [params.image_size] if args.quick else sorted({params.image_size, STUDY_SIZE})
     budget = dataclasses.replace(budget, sizes=args.sizes or default_sizes)

@@ -4,7 +4,7 @@ Every knob lives in params.yaml; nothing here has a default, so the file is the 
 missing, unknown, mistyped or out-of-range key is reported with its dotted path before any work starts.
 """
 
-from pipeline.config.errors import ConfigError, ConfigWarning
+from pipeline.config.errors import ConfigError, ConfigWarning, OptionError, UsageError, UserError
 from pipeline.config.loading import from_dict, load, merge, replace
 from pipeline.config.schema import (
     ENSEMBLE,
@@ -44,6 +44,7 @@ __all__ = [
     "EvaluateConfig",
     "EvolutionaryConfig",
     "HyperbandConfig",
+    "OptionError",
     "Params",
     "PredictConfig",
     "PromoteConfig",
@@ -54,6 +55,8 @@ __all__ = [
     "TrainConfig",
     "TuneConfig",
     "UnetConfig",
+    "UsageError",
+    "UserError",
     "ValidateConfig",
     "from_dict",
     "load",

@@ -1,4 +1,5 @@
-"""ConfigError, and pydantic's validation errors rewritten as one line per problem, each naming its dotted key.
+"""UserError, the base of every error that means "your input is wrong"; ConfigError, and pydantic's validation
+errors rewritten as one line per problem, each naming its dotted key.
 
 A rule of the schema raises ``problem(...)``: a pydantic error of its own type that carries finished messages, so
 they are printed as written rather than in pydantic's generic wording (which also names union members and links to
@@ -19,11 +20,27 @@ PROBLEM = "params_problem"
 UNION_TAGS = ("<range>", "<choice>")
 
 
+class UserError(Exception):
+    """Input that the pipeline cannot use (params, data, a model file, an option): the CLI prints the message alone,
+    with no traceback, and exits 1. Every such error derives from it, and keeps its other bases (ValueError,
+    RuntimeError) for callers that catch those."""
+
+
+class UsageError(UserError):
+    """Command-line arguments that parse but do not fit together or with params.yaml; the CLI reports it as
+    argparse reports a usage error: the command's usage line, the message, exit status 2."""
+
+
+class OptionError(UserError, ValueError):
+    """A command-line option whose value the command cannot use; found before any work, and the message names the
+    option, its value and what to give instead."""
+
+
 class ConfigWarning(UserWarning):
     """A setting that is left out rather than refused (such as an alias of a class that classes no longer lists)."""
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """params.yaml does not match the schema; the message has one line per problem, each naming its dotted key."""
 
 

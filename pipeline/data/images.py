@@ -19,12 +19,13 @@ import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from pipeline import atomic
+from pipeline.config import UserError
 
 # Pillow refuses decompression bombs by default at ~179 Mpx; we keep a clear bound of our own.
 MAX_PIXELS = 100_000_000
 
 
-class ImageReadError(ValueError):
+class ImageReadError(UserError, ValueError):
     """A file that is not a decodable image; the message names the file and the problem."""
 
 

@@ -8,10 +8,11 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
+from pipeline.config import UserError
 from pipeline.data.groups import Groups
 
 
-class SplitError(ValueError):
+class SplitError(UserError, ValueError):
     """The Train split cannot be made as params ask; the message names the files or the key to change."""
 
 

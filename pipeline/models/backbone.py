@@ -13,6 +13,8 @@ from pathlib import Path
 
 import keras
 
+from pipeline.config import UserError
+
 IMAGENET = "imagenet"
 BN_MOMENTUM = 0.9
 NOTOP_FILE = "inception_resnet_v2_weights_tf_dim_ordering_tf_kernels_notop.h5"
@@ -21,7 +23,7 @@ LAST_LAYER = "conv_7b_ac"  # InceptionResNetV2's output without its top, as kera
 BLOCK_OUTPUT = re.compile(r"^(mixed_\d[a-z]|block(35|17|8)_\d+_ac|conv_7b_ac)$")
 
 
-class WeightsError(RuntimeError):
+class WeightsError(UserError, RuntimeError):
     """Pretrained weights could not be had; the message says what to do instead."""
 
 

@@ -58,7 +58,7 @@ def predict_cold_start(params: Params, name: str, scratch: Path, reps: int, lite
         "import_s": round(statistics.median(imports), 2),
     }
     if lite:
-        from pipeline.commands import export
+        from pipeline.serving import export
 
         exported = folder / "model.tflite"
         export.tflite(inference.load_model(model_file), exported, params.evaluate.tta)

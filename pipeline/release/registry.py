@@ -16,13 +16,13 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.config import yamlfile
+from pipeline.config import UserError, yamlfile
 
 SEMVER = re.compile(r"v(\d+)\.(\d+)\.(\d+)")
 REFERENCE = re.compile(r"(?P<name>[A-Za-z0-9_-]+)@(?P<which>[A-Za-z0-9_.-]+)")
 
 
-class RegistryError(RuntimeError):
+class RegistryError(UserError, RuntimeError):
     """A registry reference or operation that cannot be carried out; the message says why."""
 
 

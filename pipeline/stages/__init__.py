@@ -1,1 +1,2 @@
-"""Stages: one module per dvc.yaml stage; each has a `main(params, argv)` that reads as the stage's story."""
+"""Stages: one module per dvc.yaml stage; each adds its options to the CLI (`add_arguments`) and has a
+`main(params, args)` that reads as the stage's story."""

@@ -120,13 +120,12 @@ def summarise(train: pd.DataFrame, index: pd.DataFrame, params: Params, found: l
     return summary
 
 
-def main(params: Params, argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="python -m pipeline augment", description=__doc__)
-    parser.add_argument("--manifest", type=Path, required=True)
-    parser.add_argument("--raw", type=Path, required=True)
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--metrics", type=Path, required=True)
-    parser.add_argument("--plot", type=Path, required=True)
-    args = parser.parse_args(argv)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = __doc__
+    for option in ("--manifest", "--raw", "--out", "--metrics", "--plot"):
+        parser.add_argument(option, type=Path, required=True)
+
+
+def main(params: Params, args: argparse.Namespace) -> None:
     summary = run(params, args.manifest, args.raw, args.out, args.metrics, args.plot)
     print(f"augment: train per class {summary['before']} -> {summary['after']}; val {summary['val']}")

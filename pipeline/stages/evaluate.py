@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from sklearn.metrics import confusion_matrix
 
 from pipeline import atomic
-from pipeline.config import Params
+from pipeline.config import Params, UsageError
 from pipeline.evaluation import draw, explain, scoring
 from pipeline.evaluation import report as evaluation_report
 from pipeline.serving import ensemble, inference
@@ -130,20 +130,22 @@ def _model(spec: str) -> tuple[str, Path]:
     return name, Path(path)
 
 
-def main(params: Params, argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="python -m pipeline evaluate", description=__doc__)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = __doc__
     parser.add_argument("--models", nargs="+", type=_model, required=True, metavar="NAME=MODEL_FILE")
     for option in ("--manifest", "--raw", "--metrics", "--report", "--figures"):
         parser.add_argument(option, type=Path, required=True)
     parser.add_argument("--plots", type=Path, required=True, help="one <model>.csv per model")
-    args = parser.parse_args(argv)
+
+
+def main(params: Params, args: argparse.Namespace) -> None:
     models = dict(args.models)
     unknown = sorted(set(models) - set(params.train))
     if unknown:
-        parser.error(f"unknown model(s) {unknown}: params.yaml trains {sorted(params.train)}")
+        raise UsageError(f"unknown model(s) {unknown}: params.yaml trains {sorted(params.train)}")
     absent = [m for m in params.evaluate.ensemble if m not in models]
     if absent:
-        parser.error(f"the ensemble (params.yaml evaluate.ensemble) needs {absent}: give each with --models")
+        raise UsageError(f"the ensemble (params.yaml evaluate.ensemble) needs {absent}: give each with --models")
     for name, m in run(params, models, args).items():
         print(
             f"evaluate {name}: Test accuracy {m['accuracy']:.3f}, macro F1 {m['macro_f1']:.3f} "

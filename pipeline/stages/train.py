@@ -16,7 +16,7 @@ from pathlib import Path
 from pipeline import atomic, config
 from pipeline.config import Params, TrainConfig
 from pipeline.models import build
-from pipeline.training import callbacks, loop, runtime, state
+from pipeline.training import callbacks, loop, model_stage, runtime, state
 from pipeline.training.metrics import classification_metrics
 
 
@@ -54,18 +54,20 @@ def run(params: Params, name: str, args: argparse.Namespace) -> dict:
     return metrics
 
 
-def main(params: Params, argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="python -m pipeline train", description=__doc__)
-    parser.add_argument("--model", required=True, choices=sorted(params.train))
-    parser.add_argument("--data", type=Path, required=True, help="the augment stage's output")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = __doc__
+    model_stage.add_arguments(parser)
     parser.add_argument("--hparams", type=Path, help="the tune stage's best hyperparameters")
     parser.add_argument("--out", type=Path, required=True, help="the trained model (.keras)")
     parser.add_argument("--metrics", type=Path, required=True)
     parser.add_argument("--live", type=Path, required=True, help="dvclive folder of the training curves")
     parser.add_argument("--state", type=Path, default=Path(".train-state"), help="resume state (not a DVC output)")
-    args = parser.parse_args(argv)
-    metrics = run(params, args.model, args)
+
+
+def main(params: Params, args: argparse.Namespace) -> None:
+    name = model_stage.model(params, args)
+    metrics = run(params, name, args)
     print(
-        f"train {args.model}: validation macro F1 {metrics['val']['macro_f1']:.3f}, "
+        f"train {name}: validation macro F1 {metrics['val']['macro_f1']:.3f}, "
         f"accuracy {metrics['val']['accuracy']:.3f}, best epoch {metrics['best_epoch']}"
     )

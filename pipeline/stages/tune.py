@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline import atomic
 from pipeline.config import Params
-from pipeline.training import state
+from pipeline.training import model_stage, state
 from pipeline.tuning import records, space
 from pipeline.tuning.records import Record
 
@@ -86,16 +86,17 @@ def write_outputs(
     return best
 
 
-def main(params: Params, argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="python -m pipeline tune", description=__doc__)
-    parser.add_argument("--model", required=True, choices=sorted(params.train))
-    parser.add_argument("--data", type=Path, required=True, help="the augment stage's output")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = __doc__
+    model_stage.add_arguments(parser)
     parser.add_argument("--dir", type=Path, required=True, help="the search's working folder (not a DVC output)")
     parser.add_argument("--hparams", type=Path, required=True, help="the best hyperparameters (JSON)")
     parser.add_argument("--metrics", type=Path, required=True)
     parser.add_argument("--plot", type=Path, required=True, help="the objective of each trial (CSV)")
-    args = parser.parse_args(argv)
-    name = args.model
+
+
+def main(params: Params, args: argparse.Namespace) -> None:
+    name = model_stage.model(params, args)
     started = time.monotonic()
     objective = None
     if params.tune.algorithm != NO_SEARCH:

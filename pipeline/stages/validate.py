@@ -13,13 +13,13 @@ import jinja2
 import pandas as pd
 
 from pipeline import atomic
-from pipeline.config import Params
+from pipeline.config import Params, UserError
 from pipeline.data import duplicates, shape, suite
 from pipeline.data import manifest as manifest_lib
 from pipeline.data.suite import Check
 
 
-class ValidationFailed(RuntimeError):
+class ValidationFailed(UserError, RuntimeError):
     """The raw data broke at least one expectation; the message lists each failure and its files."""
 
 
@@ -106,12 +106,12 @@ def run(params: Params, raw: Path, manifest_path: Path, metrics_path: Path, repo
     return summary
 
 
-def main(params: Params, argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="python -m pipeline validate", description=__doc__)
-    parser.add_argument("--raw", type=Path, required=True)
-    parser.add_argument("--manifest", type=Path, required=True)
-    parser.add_argument("--metrics", type=Path, required=True)
-    parser.add_argument("--report", type=Path, required=True)
-    args = parser.parse_args(argv)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = __doc__
+    for option in ("--raw", "--manifest", "--metrics", "--report"):
+        parser.add_argument(option, type=Path, required=True)
+
+
+def main(params: Params, args: argparse.Namespace) -> None:
     summary = run(params, args.raw, args.manifest, args.metrics, args.report)
     print(f"validate: {summary['images']} images, all {summary['expectations']['evaluated']} expectations hold")

@@ -1,4 +1,4 @@
-"""The promotion gate (pipeline/commands/promote.py) and the model registry (pipeline/release/registry.py) on a small
+"""The promotion gate (pipeline/release/gate.py) and the model registry (pipeline/release/registry.py) on a small
 git + DVC repository whose one stage turns an input score into a "model" file and metrics/evaluate.json, so that many
 promotions run in seconds. Real git, real GTO tags, real `dvc artifacts get` from a real DVC remote; only the
 scorer is the test's: it reads the fetched model file and this run's Test split (split.txt), as the Keras scorer
@@ -15,8 +15,7 @@ import pytest
 import yaml
 
 from pipeline import config
-from pipeline.commands import promote
-from pipeline.release import registry
+from pipeline.release import gate, registry
 from tests import workspace
 
 pytestmark = pytest.mark.integration
@@ -88,12 +87,12 @@ def train(root: Path, quality: float, split: float | None = None) -> None:
     workspace.dvc(root, "repro", "-q")
 
 
-def run_gate(root: Path, p: config.Params, apply: bool = True) -> dict[str, promote.ModelDecision]:
-    decisions = promote.decide(root, p, scorer(root))
-    promote.write_reports(root, decisions, root / "metrics/promotion.json", root / "reports/promotion.md",
+def run_gate(root: Path, p: config.Params, apply: bool = True) -> dict[str, gate.ModelDecision]:
+    decisions = gate.decide(root, p, scorer(root))
+    gate.write_reports(root, decisions, root / "metrics/promotion.json", root / "reports/promotion.md",
                           {"run_id": "test", "commit": "0" * 40, "data": "d"})  # fmt: skip
-    if apply and promote.outcome(decisions) == "promote":
-        promote.promote(root, decisions, p.promote, "{}", [root / "metrics/promotion.json"])
+    if apply and gate.outcome(decisions) == "promote":
+        gate.promote(root, decisions, p.promote, "{}", [root / "metrics/promotion.json"])
     return {d.name: d for d in decisions}
 
 
@@ -194,5 +193,5 @@ def test_a_registry_reference_resolves_to_the_model_file(repo, tmp_path):
 def test_an_unreproduced_workspace_is_refused(repo):
     train(repo, 0.4)
     (repo / "score.txt").write_text("0.9")  # changed input, stage not rerun: dvc.lock no longer matches
-    with pytest.raises(promote.GateFailed, match="not reproduced"):
-        promote.decide(repo, params(repo), scorer(repo))
+    with pytest.raises(gate.GateFailed, match="not reproduced"):
+        gate.decide(repo, params(repo), scorer(repo))

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipeline import __main__ as cli
 from pipeline import config
 from pipeline.data import faces
 from pipeline.data.images import read_rgb
@@ -159,10 +160,10 @@ def test_test_split_crops_faces_when_training_did(tiny_raw):
 def test_cli_takes_each_model_with_its_file(capsys):
     paths = [a for option in ("manifest", "raw", "metrics", "plots", "report", "figures") for a in (f"--{option}", "x")]
     with pytest.raises(SystemExit):
-        evaluate.main(tiny_models.params(), ["--models", "irv2", *paths])
+        cli.run(tiny_models.params(), ["evaluate", "--models", "irv2", *paths])
     assert "give NAME=MODEL_FILE" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        evaluate.main(tiny_models.params(), ["--models", "resnet=r.keras", *paths])
+        cli.run(tiny_models.params(), ["evaluate", "--models", "resnet=r.keras", *paths])
     assert "unknown model(s) ['resnet']" in capsys.readouterr().err
 
 
@@ -245,5 +246,5 @@ def test_evaluate_scores_the_ensemble_from_the_members_probabilities(tiny_raw, t
 def test_cli_needs_every_member_of_the_ensemble(capsys):
     paths = [a for option in ("manifest", "raw", "metrics", "plots", "report", "figures") for a in (f"--{option}", "x")]
     with pytest.raises(SystemExit):
-        evaluate.main(tiny_models.params(), ["--models", "irv2=a.keras", *paths])
+        cli.run(tiny_models.params(), ["evaluate", "--models", "irv2=a.keras", *paths])
     assert "the ensemble (params.yaml evaluate.ensemble) needs ['irv2_unet']" in capsys.readouterr().err

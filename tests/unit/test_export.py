@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 
 import cv2
@@ -9,8 +10,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline.commands import OptionError, export, predict
-from pipeline.serving import ensemble, inference, lite
+from pipeline.commands import predict as predict_command
+from pipeline.config import OptionError
+from pipeline.serving import ensemble, export, inference, lite, predict
 from pipeline.serving.errors import ModelError
 from tests.unit import tiny_models
 
@@ -90,9 +92,9 @@ def test_a_tflite_export_that_does_not_fit_the_params_is_refused(exported_tflite
     alone.write_bytes(b"not a flatbuffer")
     with pytest.raises(ModelError, match="LiteRT cannot load it"):
         lite_model(alone)
-    args = predict.argparse.Namespace(model="irv2_unet", model_file=exported_tflite, gradcam=False)
+    args = argparse.Namespace(model="irv2_unet", model_file=exported_tflite, gradcam=False)
     with pytest.raises(OptionError, match="is the export of irv2, not irv2_unet"):
-        predict.load(args, params)
+        predict_command.load(args, params)
 
 
 def test_metadata_names_classes_and_input():

@@ -1,12 +1,12 @@
-"""The promotion gate's arithmetic (pipeline/promote.judge) and the registry's roll-back rule (registry.lineage), with
-numbers only: floors, tolerance against every champion, per-class tolerance."""
+"""The promotion gate's arithmetic (pipeline/release/gate.py, judge) and the registry's roll-back rule
+(registry.lineage), with numbers only: floors, tolerance against every champion, per-class tolerance."""
 
 from __future__ import annotations
 
 import pytest
 
-from pipeline.commands import promote
 from pipeline.config import PromoteConfig
+from pipeline.release.gate import judge
 
 GATE = PromoteConfig(stage="prod", gate={"macro_f1": 0.25}, tolerance=0.02, per_class_tolerance=None)
 
@@ -20,15 +20,15 @@ def verdict(checks) -> bool:
 
 
 def test_no_champion_means_the_floor_alone():
-    assert verdict(promote.judge(figures(0.25), {}, GATE))
-    checks = promote.judge(figures(0.2499), {}, GATE)
+    assert verdict(judge(figures(0.25), {}, GATE))
+    checks = judge(figures(0.2499), {}, GATE)
     assert [(c.against, c.passed) for c in checks] == [("floor", False)]
 
 
 def test_the_tolerance_holds_against_every_champion():
     champions = {"v1.0.0": figures(0.50), "v1.1.0": figures(0.49)}
-    assert verdict(promote.judge(figures(0.48), champions, GATE))  # exactly 0.02 below the best: passes
-    checks = promote.judge(figures(0.47), champions, GATE)
+    assert verdict(judge(figures(0.48), champions, GATE))  # exactly 0.02 below the best: passes
+    checks = judge(figures(0.47), champions, GATE)
     failed = [(c.against, c.limit) for c in checks if not c.passed]
     assert failed == [("v1.0.0", 0.48)]  # within 0.02 of v1.1.0, not of v1.0.0
 
@@ -36,8 +36,8 @@ def test_the_tolerance_holds_against_every_champion():
 def test_per_class_tolerance_when_set():
     gate = PromoteConfig(stage="prod", gate={"macro_f1": 0.0}, tolerance=0.02, per_class_tolerance=0.1)
     champion = {"v1.0.0": figures(0.5, joy=0.8, fear=0.4)}
-    assert verdict(promote.judge(figures(0.5, joy=0.75, fear=0.3), champion, gate))
-    checks = promote.judge(figures(0.6, joy=0.9, fear=0.25), champion, gate)
+    assert verdict(judge(figures(0.5, joy=0.75, fear=0.3), champion, gate))
+    checks = judge(figures(0.6, joy=0.9, fear=0.25), champion, gate)
     assert [c.metric for c in checks if not c.passed] == ["per_class.fear.f1"]
 
 

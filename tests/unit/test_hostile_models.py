@@ -15,9 +15,9 @@ import pytest
 import yaml
 
 from pipeline.__main__ import main
-from pipeline.commands import predict
 from pipeline.data import images
 from pipeline.data.images import write_png
+from pipeline.serving import predict
 from tests import workspace
 from tests.unit import tiny_models
 

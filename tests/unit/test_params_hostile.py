@@ -183,7 +183,8 @@ def test_a_hostile_yaml_file_is_refused_in_a_second_with_one_line(tmp_path, caps
         config.load(path)
     assert time.perf_counter() - started < 1.0
     assert str(caught.value).startswith(f"{path}: {message}") and "\n" not in str(caught.value)
-    assert cli(["--params", str(path), "validate"]) == 1
+    outs = [f"--{o}={tmp_path / o}" for o in ("manifest", "metrics", "report")]
+    assert cli(["--params", str(path), "validate", f"--raw={tmp_path / 'raw'}", *outs]) == 1
     assert capsys.readouterr().err == f"error: {caught.value}\n"
 
 

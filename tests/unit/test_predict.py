@@ -14,11 +14,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.commands import OptionError, predict
+from pipeline import __main__ as cli
+from pipeline.config import OptionError
 from pipeline.data import faces, sample
 from pipeline.data.images import read_rgb
 from pipeline.release import registry
-from pipeline.serving import ensemble, inference
+from pipeline.serving import ensemble, inference, predict
 from tests.unit import tiny_models
 from tests.workspace import REPO
 
@@ -240,7 +241,7 @@ def test_auto_follows_the_training_face_crop():
 
 def test_cli_refuses_gradcam_without_annotate(tmp_path):
     with pytest.raises(SystemExit):
-        predict.main(tiny_models.params(), [str(tmp_path), "--model", "irv2", "--gradcam"])
+        cli.run(tiny_models.params(), ["predict", str(tmp_path), "--model", "irv2", "--gradcam"])
 
 
 def test_a_model_of_another_size_is_refused(model, whole, sample_faces):
@@ -277,7 +278,7 @@ def test_cli_model_ensemble_loads_every_member(sample_faces, tmp_path, monkeypat
     monkeypatch.chdir(REPO)  # dvc.yaml's artifacts place each member's file
     out = tmp_path / "rows.csv"
     argv = [str(sample_faces), "--model", "ensemble", "--faces", "whole", "--out", str(out)]
-    predict.main(tiny_models.params(), argv)
+    cli.run(tiny_models.params(), ["predict", *argv])
     assert loaded == [Path("models/irv2/model.keras"), Path("models/irv2_unet/model.keras")]
     table = pd.read_csv(out)
     assert len(table) == len(list(sample_faces.rglob("*.jpg"))) and table["label"].notna().all()
@@ -293,7 +294,7 @@ def test_cli_model_ensemble_loads_every_member(sample_faces, tmp_path, monkeypat
 )
 def test_cli_ensemble_refusals(model, extra, message, tmp_path):
     with pytest.raises((OptionError, registry.RegistryError), match=re.escape(message)):
-        predict.main(tiny_models.params(), [str(tmp_path), "--model", model, *extra])
+        cli.run(tiny_models.params(), ["predict", str(tmp_path), "--model", model, *extra])
 
 
 def test_locate_names_the_members_files_or_one_model(tmp_path):

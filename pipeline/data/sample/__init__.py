@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from pipeline import atomic
+from pipeline.config import UserError
 from pipeline.data.images import write_png
 from pipeline.data.sample.drawing import draw_face
 
@@ -32,7 +33,7 @@ JPEG_QUALITY = 90
 _NAME_STREAM = 2  # seed-sequence tag of the file-name shuffle; images use tag 1
 
 
-class OutputExists(ValueError):
+class OutputExists(UserError, ValueError):
     """The output folder already holds files, which generating would mix with (or replace by) the sample data."""
 
 
