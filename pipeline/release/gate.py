@@ -13,18 +13,14 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import yaml
-
 from pipeline import atomic
 from pipeline.config import Params, PromoteConfig, UserError
-from pipeline.release import registry
+from pipeline.release import registry, tools
 
 NOTHING_NEW = 99
 SPLIT = "test"
@@ -74,19 +70,10 @@ def judge(challenger: dict, champions: dict[str, dict], config: PromoteConfig) -
     return tuple(checks)
 
 
-def model_hash(lock: str, path: str) -> str | None:
-    """The hash dvc.lock (text) records for output ``path``."""
-    for stage in (yaml.safe_load(lock) or {}).get("stages", {}).values():
-        for out in stage.get("outs", []):
-            if out["path"] == path:
-                return out.get("md5")
-    return None
-
-
 def decide_model(
-    root: Path, name: str, path: str, params: Params, scorer: Scorer, fetched: Path, evaluated: dict, lock: str
+    root: Path, name: str, path: str, params: Params, scorer: Scorer, fetched: Path, evaluated: dict
 ) -> ModelDecision:
-    """The gate for one model; ``evaluated`` is metrics/evaluate.json and ``lock`` dvc.lock, as this run left them."""
+    """The gate for one model; ``evaluated`` is metrics/evaluate.json as this run left it."""
     config = params.promote
     if name not in evaluated:
         raise GateFailed(f"metrics/evaluate.json has no figures for {name}: is it in the evaluate stage?")
@@ -98,8 +85,7 @@ def decide_model(
         for v in line
     }
     current = line[0] if line else None
-    ours = model_hash(lock, path)
-    if current is not None and ours == model_hash(_show(root, current.commit, "dvc.lock"), path):
+    if current is not None and tools.output_hash(root, path) == tools.output_hash(root, path, current.commit):
         reason = f"the model is {name}@{current.version}, already in {config.stage}"
         return ModelDecision(name, "skip", reason, None, challenger, champions)
     checks = judge(challenger, champions, config)
@@ -114,14 +100,13 @@ def decide_model(
 
 
 def decide(root: Path, params: Params, scorer: Scorer) -> list[ModelDecision]:
-    stale = json.loads(_dvc(root, "status", "--json") or "{}")
+    stale = json.loads(tools.dvc(root, "status", "--json") or "{}")
     if stale:
         raise GateFailed(f"the workspace is not reproduced, `dvc status` lists: {', '.join(sorted(stale))}")
     evaluated = json.loads((root / "metrics/evaluate.json").read_text(encoding="utf-8"))
-    lock = (root / "dvc.lock").read_text(encoding="utf-8")
     with tempfile.TemporaryDirectory(prefix="champions-") as fetched:
         return [
-            decide_model(root, name, path, params, scorer, Path(fetched), evaluated, lock)
+            decide_model(root, name, path, params, scorer, Path(fetched), evaluated)
             for name, path in sorted(registry.artifacts(root).items())
         ]
 
@@ -143,22 +128,24 @@ def promote(root: Path, decisions: list[ModelDecision], config: PromoteConfig, m
             push: str | None = None, branch: str = "main") -> list[str]:  # fmt: skip
     """`dvc push`, commit dvc.lock with the git-tracked outputs and ``paths``, register and assign each promoted
     model with GTO; with ``push``, push commit and tags in one atomic `git push`. Returns the new tags."""
-    _dvc(root, "push")  # first: a tag must never name outputs that the DVC remote lacks
-    files = ["dvc.lock", *_git(root, "ls-files", "--cached", "--others", "--exclude-standard", "--", "*.dvc").split()]
+    tools.dvc(root, "push")  # first: a tag must never name outputs that the DVC remote lacks
+    files = [
+        "dvc.lock",
+        *tools.git(root, "ls-files", "--cached", "--others", "--exclude-standard", "--", "*.dvc").split(),
+    ]
     files += tracked_outputs(root) + [str(p.relative_to(root)) for p in paths if p.exists()]
-    files += _git(root, "ls-files", "--modified", "--others", "--exclude-standard", "--", "*.gitignore").split()
-    ignored = subprocess.run(["git", "check-ignore", "--stdin"], cwd=root, input="\n".join(files),
-                             capture_output=True, text=True).stdout.split()  # fmt: skip
-    _git(root, "add", "--", *[f for f in files if f not in ignored])
+    files += tools.git(root, "ls-files", "--modified", "--others", "--exclude-standard", "--", "*.gitignore").split()
+    ignored = set(tools.git(root, "check-ignore", "--stdin", stdin="\n".join(files), ok=(0, 1)).split())
+    tools.git(root, "add", "--", *[f for f in files if f not in ignored])
     promoted = [d for d in decisions if d.action == "promote"]
     subject = "Promote " + ", ".join(f"{d.name}@{d.version}" for d in promoted)
-    if subprocess.run(["git", "diff", "--cached", "--quiet"], cwd=root).returncode != 0:
-        _git(root, *_identity(root), "commit", "--quiet", "-m", f"{subject}\n\n{message}")
+    if not tools.git_succeeds(root, "diff", "--cached", "--quiet"):
+        tools.git(root, *tools.identity(root), "commit", "--quiet", "-m", f"{subject}\n\n{message}")
     tags = []
     for d in promoted:
         tags += registry.register(root, d.name, d.version, config.stage, f"{subject}\n\n{message}")
     if push is not None:
-        _git(root, "push", "--atomic", push, f"HEAD:refs/heads/{branch}", *(f"refs/tags/{t}" for t in tags))
+        tools.git(root, "push", "--atomic", push, f"HEAD:refs/heads/{branch}", *(f"refs/tags/{t}" for t in tags))
     return tags
 
 
@@ -196,7 +183,7 @@ def keras_scorer(root: Path, params: Params) -> Scorer:
 
 def run_record(root: Path, run_id: str) -> dict:
     """What the reports and the promotion commit say about this run: its id, the commit and the raw data's version."""
-    return {"run_id": run_id, "commit": _git(root, "rev-parse", "HEAD"), "data": data_version(root)}
+    return {"run_id": run_id, "commit": tools.git(root, "rev-parse", "HEAD"), "data": data_version(root)}
 
 
 def promotion_message(run: dict, params: Params, decisions: list[ModelDecision]) -> str:
@@ -206,39 +193,6 @@ def promotion_message(run: dict, params: Params, decisions: list[ModelDecision])
     return json.dumps({**run, "split": SPLIT, "gate": params.promote.model_dump(), "figures": figures}, indent=1)
 
 
-def data_version(root: Path) -> str:
-    """The raw data's version: its hash in data.dvc (the .dir hash DVC gives the folder)."""
-    outs = (_read_yaml(root / "data.dvc").get("outs") or [{}]) if (root / "data.dvc").exists() else [{}]
-    return str(outs[0].get("md5", "unknown"))
-
-
-def _read_yaml(path: Path) -> dict:
-    return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-
-
-def _show(root: Path, commit: str, path: str) -> str:
-    done = subprocess.run(["git", "show", f"{commit}:{path}"], cwd=root, capture_output=True, text=True)
-    return done.stdout if done.returncode == 0 else ""
-
-
-def _git(root: Path, *args: str) -> str:
-    done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"git {' '.join(args)} exited {done.returncode}: {done.stderr.strip()}")
-    return done.stdout.strip()
-
-
-def _dvc(root: Path, *args: str) -> str:
-    # the DVC of this interpreter, as the stages themselves run it
-    done = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=root, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"dvc {' '.join(args)} exited {done.returncode}: {done.stderr.strip()}")
-    return done.stdout.strip()
-
-
-def _identity(root: Path) -> list[str]:
-    # a worker without a git identity still commits, under a name that says who did it; GIT_AUTHOR_*/GIT_COMMITTER_*
-    # in the environment outrank this, as they outrank any git config
-    if subprocess.run(["git", "config", "user.email"], cwd=root, capture_output=True).returncode == 0:
-        return []
-    return ["-c", "user.name=emotion-retraining", "-c", "user.email=retraining@localhost"]
+def data_version(root: Path, raw: str = "data/raw") -> str:
+    """The raw data's version: the hash DVC gives the folder (data.dvc's .dir hash), "unknown" where it is untracked."""
+    return tools.output_hash(root, raw) or "unknown"

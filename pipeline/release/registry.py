@@ -2,21 +2,20 @@
 
 A version is an annotated tag ``<name>@v<major>.<minor>.<patch>`` on the commit whose dvc.lock holds that model; a
 stage assignment is a tag ``<name>#<stage>#<n>`` (n counts the assignments) on the same commit. Both formats are
-GTO's (`gto show`, `gto history` read them); the model files themselves are fetched from the DVC remote with
-`dvc artifacts get`. A registry reference names a model as ``<name>@<stage>`` (``irv2@prod``) or
+GTO's, and read through GTO's API, so GTO's deregistrations (``<name>@v1.2.0!``) and unassignments
+(``<name>#<stage>!#<n>``) count as `gto show` counts them; the model files themselves are fetched from the DVC remote
+with `dvc artifacts get`. A registry reference names a model as ``<name>@<stage>`` (``irv2@prod``) or
 ``<name>@v<semver>`` (``irv2@v1.2.0``).
 """
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.config import UserError, yamlfile
+from pipeline.release import tools
 
 SEMVER = re.compile(r"v(\d+)\.(\d+)\.(\d+)")
 REFERENCE = re.compile(r"(?P<name>[A-Za-z0-9_-]+)@(?P<which>[A-Za-z0-9_.-]+)")
@@ -33,13 +32,6 @@ class Version:
     commit: str
 
 
-def _git(root: Path, *args: str) -> str:
-    done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RegistryError(f"git {' '.join(args)} exited {done.returncode}: {done.stderr.strip()}")
-    return done.stdout.strip()
-
-
 def _semver(version: str) -> tuple[int, int, int]:
     m = SEMVER.fullmatch(version)
     if not m:
@@ -47,20 +39,23 @@ def _semver(version: str) -> tuple[int, int, int]:
     return int(m[1]), int(m[2]), int(m[3])
 
 
-def _tags(root: Path, pattern: str) -> dict[str, str]:
-    """Tags matching ``pattern`` (git's glob) with the commit each names, in one git call (``*objectname`` is the
-    commit an annotated tag points at; a lightweight tag names its commit itself)."""
-    out = _git(
-        root, "for-each-ref", "--format=%(refname:short)%09%(*objectname)%09%(objectname)", f"refs/tags/{pattern}"
-    )
-    rows = [line.split("\t") for line in out.splitlines()]
-    return {tag: peeled or direct for tag, peeled, direct in rows}
+def _state(root: Path, name: str) -> list[dict]:
+    """GTO's view of artifact ``name``: its registered versions that are not deregistered, each with every stage
+    assignment that is not unassigned."""
+    from gto import api  # GTO's Python API; heavy, and only the registry's readers need it
+    from gto.exceptions import ArtifactNotFound
+
+    try:
+        return api.show(str(root), name, assignments_per_version=-1, versions_per_stage=-1)
+    except ArtifactNotFound:  # no tag names it yet
+        return []
 
 
 def versions(root: Path, name: str) -> list[Version]:
     """Registered versions of artifact ``name``, oldest first."""
-    tags = _tags(root, f"{name}@v*")
-    found = [Version(name, t.split("@", 1)[1], c) for t, c in tags.items() if SEMVER.fullmatch(t.split("@", 1)[1])]
+    found = [
+        Version(name, v["version"], v["commit_hexsha"]) for v in _state(root, name) if SEMVER.fullmatch(v["version"])
+    ]
     return sorted(found, key=lambda v: _semver(v.version))
 
 
@@ -74,11 +69,19 @@ def next_version(root: Path, name: str) -> str:
 
 
 def assignments(root: Path, name: str, stage: str) -> list[Version]:
-    """The versions ``stage`` was assigned to, oldest assignment first (by GTO's counter in the tag)."""
-    by_commit = {v.commit: v for v in versions(root, name)}
-    commits = _tags(root, f"{name}#{stage}#*")
-    found = [by_commit.get(commits[tag]) for tag in assignments_tags(root, name, stage)]
-    return [v for v in found if v is not None]
+    """The versions ``stage`` was assigned to and not unassigned from, oldest assignment first: by time, then by GTO's
+    counter (the n of ``<name>#<stage>#<n>``) for assignments made within one second."""
+    found = []
+    for v in _state(root, name):
+        version = Version(name, v["version"], v["commit_hexsha"])
+        for assigned in (s for s in v["stages"] if s["stage"] == stage and s["is_active"]):
+            found += [(a["created_at"], _counter(a["tag"]), version) for a in assigned["assignments"]]
+    return [version for *_, version in sorted(found, key=lambda f: f[:2])]
+
+
+def _counter(tag: str) -> int:
+    number = tag.rsplit("#", 1)[-1]
+    return int(number) if number.isdigit() else 0
 
 
 def current(root: Path, name: str, stage: str) -> Version | None:
@@ -108,10 +111,11 @@ def fetch(root: Path, version: Version, dest: Path, dvc_config: Path | None = No
     """The model file of ``version``, downloaded from the DVC remote with `dvc artifacts get` into ``dest``."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     config = ["--config", str(dvc_config)] if dvc_config is not None and dvc_config.exists() else []
-    cmd = [sys.executable, "-m", "dvc", "artifacts", "get", str(root), version.name, "--rev", version.version]
-    done = subprocess.run([*cmd, *config, "-o", str(dest), "--force"], capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RegistryError(f"cannot fetch {version.name}@{version.version}: {done.stderr.strip() or done.stdout}")
+    get = ["artifacts", "get", str(root), version.name, "--rev", version.version, *config, "-o", str(dest), "--force"]
+    try:
+        tools.dvc(root, *get)
+    except tools.ToolError as exc:
+        raise RegistryError(f"cannot fetch {version.name}@{version.version}: {exc}") from exc
     return dest
 
 
@@ -172,20 +176,8 @@ def register(root: Path, name: str, version: str, stage: str, message: str) -> l
     """Register ``version`` of ``name`` at HEAD and assign it ``stage`` with GTO; returns the two new tags."""
     from gto import api  # GTO's Python API; heavy, and only a promotion needs it
 
-    # the tagger: the worker's git identity, as for the promotion commit
-    who = {
-        "author": os.environ.get("GIT_COMMITTER_NAME") or "emotion-retraining",
-        "author_email": os.environ.get("GIT_COMMITTER_EMAIL") or "retraining@localhost",
-    }
-    api.register(str(root), name, _git(root, "rev-parse", "HEAD"), version=version, message=message, **who)
-    api.assign(str(root), name, stage, version=version, message=message, **who)
-    newest = assignments_tags(root, name, stage)[-1]
+    who = tools.tagger()  # the worker's git identity, as for the promotion commit
+    api.register(str(root), name, tools.git(root, "rev-parse", "HEAD"), version=version, message=message, **who)
+    assigned = api.assign(str(root), name, stage, version=version, message=message, **who)
+    newest = assigned.tag
     return [f"{name}@{version}", newest]
-
-
-def assignments_tags(root: Path, name: str, stage: str) -> list[str]:
-    """The tags ``<name>#<stage>#<n>``, by n."""
-    pattern = re.compile(re.escape(f"{name}#{stage}#") + r"(\d+)")
-    tags = _git(root, "tag", "--list", f"{name}#{stage}#*").splitlines()
-    numbered = [(int(m[1]), t) for t in tags if (m := pattern.fullmatch(t))]
-    return [t for _, t in sorted(numbered)]

@@ -195,3 +195,22 @@ def test_an_unreproduced_workspace_is_refused(repo):
     (repo / "score.txt").write_text("0.9")  # changed input, stage not rerun: dvc.lock no longer matches
     with pytest.raises(gate.GateFailed, match="not reproduced"):
         gate.decide(repo, params(repo), scorer(repo))
+
+
+def test_an_unassigned_or_deregistered_version_is_no_champion(repo):
+    """GTO's own ways of taking a version out: `gto deprecate m v1.1.0 prod` (tag m#prod!#n) unassigns it, and
+    `gto deprecate m v1.1.0` (tag m@v1.1.0!) deregisters it; the registry reads both through GTO's API."""
+    p = params(repo, tolerance=0.02)
+    for quality in (0.50, 0.70):
+        train(repo, quality)
+        assert run_gate(repo, p)["m"].action == "promote"
+    gto = str(Path(sys.executable).with_name("gto"))
+    workspace.sh(repo, gto, "deprecate", "m", "v1.1.0", "prod")  # unassigned: prod falls back to v1.0.0
+    assert prod(repo) == "v1.0.0"
+    train(repo, 0.49)  # far below v1.1.0, within the tolerance of v1.0.0
+    d = run_gate(repo, p, apply=False)["m"]
+    assert sorted(d.champions) == ["v1.0.0"] and d.action == "promote" and d.version == "v1.2.0"
+    workspace.sh(repo, gto, "deprecate", "m", "v1.0.0")  # deregistered: no version is in prod any more
+    assert prod(repo) is None and [v.version for v in registry.versions(repo, "m")] == ["v1.1.0"]
+    d = run_gate(repo, p, apply=False)["m"]
+    assert d.champions == {} and d.action == "promote"
