@@ -180,8 +180,8 @@ def kill_tree(child: subprocess.Popen, grace: float) -> None:
         child.wait()
 
 
-# The tasks' own git and DVC (the library's are pipeline/release/tools.py): the DAG files stay free of the pipeline
-# package, which the scheduler and DAG processor do not install, and a task's commands must die with the task.
+# The tasks' own git and DVC (the library's are pipeline/release/tools.py): parsing the DAG imports no more than
+# the standard library, YAML and pipeline.config, and a task's commands must die with the task (run, above).
 def git(cwd: Path | None, *args: str) -> str:
     return run(cwd, "git", *args).stdout.strip()
 
