@@ -4,6 +4,8 @@ outside its --out."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -14,6 +16,21 @@ from pipeline.data import duplicates
 from pipeline.data import manifest as manifest_lib
 from pipeline.stages import augment
 from tests import workspace
+
+
+def write_manifest(raw: Path, params, path: Path):
+    """validate's manifest of ``raw``, written to ``path`` (augment's input)."""
+    frame = manifest_lib.build(raw, params.classes, params.class_aliases, params.split_folders,
+                               duplicates.rule(params.validate))  # fmt: skip
+    frame.to_csv(path, index=False)
+    return frame
+
+
+def run_augment(params_file: Path, manifest: Path, raw: Path, out: Path) -> int:
+    """`python -m pipeline augment` through the CLI, its metrics and plot beside the manifest."""
+    return cli(["--params", str(params_file), "augment", "--manifest", str(manifest), "--raw", str(raw),
+                "--out", str(out), "--metrics", str(manifest.parent / "a.json"),
+                "--plot", str(manifest.parent / "p.csv")])  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -29,15 +46,9 @@ def test_a_group_regex_that_misses_file_names_is_one_clear_line(tiny_raw, tmp_pa
     params_file = tmp_path / "params.yaml"
     params_file.write_text(yaml.safe_dump(raw))
     params = workspace.tiny_params()
-    frame = manifest_lib.build(
-        tiny_raw, params.classes, params.class_aliases, params.split_folders, duplicates.rule(params.validate)
-    )
-    frame.to_csv(tmp_path / "manifest.csv", index=False)
+    write_manifest(tiny_raw, params, tmp_path / "manifest.csv")
     out = tmp_path / "balanced"
-    code = cli(
-        ["--params", str(params_file), "augment", "--manifest", str(tmp_path / "manifest.csv"), "--raw", str(tiny_raw),
-         "--out", str(out), "--metrics", str(tmp_path / "a.json"), "--plot", str(tmp_path / "p.csv")]
-    )  # fmt: skip
+    code = run_augment(params_file, tmp_path / "manifest.csv", tiny_raw, out)
     err = capsys.readouterr().err
     assert code == 1 and "Traceback" not in err and err.count("\n") == 1, err
     assert expected in err and "set it to null" in err
@@ -89,10 +100,7 @@ def test_no_class_name_makes_augment_write_outside_its_out(tiny_raw, tmp_path):
 def test_a_raw_file_turned_into_a_link_out_of_raw_after_validate_is_never_read(tiny_raw, tmp_path, capsys):
     """validate refuses such a link; augment checks again, for a raw folder changed between the two stages."""
     params = workspace.tiny_params()
-    frame = manifest_lib.build(
-        tiny_raw, params.classes, params.class_aliases, params.split_folders, duplicates.rule(params.validate)
-    )
-    frame.to_csv(tmp_path / "manifest.csv", index=False)
+    frame = write_manifest(tiny_raw, params, tmp_path / "manifest.csv")
     victim = tiny_raw / frame.loc[frame["split"] == "train", "path"].iloc[0]
     (tmp_path / "secret").write_text("TOP SECRET\n")
     victim.unlink()
@@ -100,10 +108,7 @@ def test_a_raw_file_turned_into_a_link_out_of_raw_after_validate_is_never_read(t
     params_file = tmp_path / "params.yaml"
     params_file.write_text(yaml.safe_dump(workspace.profile_params()))
     out = tmp_path / "balanced"
-    code = cli(
-        ["--params", str(params_file), "augment", "--manifest", str(tmp_path / "manifest.csv"), "--raw", str(tiny_raw),
-         "--out", str(out), "--metrics", str(tmp_path / "a.json"), "--plot", str(tmp_path / "p.csv")]
-    )  # fmt: skip
+    code = run_augment(params_file, tmp_path / "manifest.csv", tiny_raw, out)
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1, err
     link = f"a symbolic link to {tmp_path / 'secret'}, outside {tiny_raw}"
