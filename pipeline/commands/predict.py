@@ -9,6 +9,11 @@ gets the whole picture, resized, exactly as the evaluate stage shows it the Test
 classifies the whole picture; ``--faces detect`` only the faces found: a picture without one gets a row with status
 ``no_face`` and no label.
 A file that cannot be read gets a row with status ``error`` and the reason; the run goes on with the other files.
+So does a file refused unopened: a symbolic link that leads out of the folder it was found in (for a file argument,
+out of the link's own folder; a folder argument is followed and nothing in it may lead out of it), or a picture
+against validate's rule (validate.min_width, min_height, max_aspect; a blank picture: fully transparent or one
+colour). A URL is refused before any work (download it first); so are an --out or --annotate that would write over
+an input or the model file.
 ``--model ensemble`` loads the models of params.yaml evaluate.ensemble and gives each face the mean of their
 probabilities; with evaluate.tta, every model also sees each face's mirror, exactly as evaluate scores the Test split.
 ``--model-file exports/<model>/model.tflite`` (what ``export --format tflite`` writes) classifies with LiteRT and never
@@ -25,19 +30,29 @@ from typing import TYPE_CHECKING
 
 from pipeline import atomic
 from pipeline.config import OptionError, Params, UsageError
+from pipeline.data import media
 from pipeline.release import registry
-from pipeline.serving import ensemble, lite, predict
+from pipeline.serving import arguments, ensemble, lite, predict
 
 if TYPE_CHECKING:  # Keras (with TensorFlow) is imported only when a Keras model is loaded: seconds of start-up
     import keras
 
 ENSEMBLE_HELP = "the mean of the probabilities of params.yaml evaluate.ensemble's models, as evaluate scores it"
+FAILED = 3  # the exit status of a run in which an input failed
+EPILOG = f"""exit status:
+  0  every input was classified (a picture without a face, in --faces detect, counts: no face is its answer)
+  1  nothing was classified: params, the model or an option cannot be used (one line says which), or a URL
+  2  the command line does not parse or its options do not fit together
+  {FAILED}  the rows were written, but at least one input failed: a row of status error (unreadable, not a picture,
+     a link out of its folder, a picture against validate's rule, over the pixel cap, a video without a frame);
+     the summary line on standard error counts the inputs classified and failed"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = __doc__
+    parser.epilog = EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("paths", nargs="+", type=Path, help="image files, folders (searched recursively), videos")
+    parser.add_argument("paths", nargs="+", help="local image files, folders (searched recursively), videos")
     parser.add_argument("--model", required=True, help=f"{registry.MODEL_HELP}; or {ensemble.NAME}: {ENSEMBLE_HELP}")
     parser.add_argument("--model-file", type=Path, help=registry.MODEL_FILE_HELP)
     parser.add_argument(
@@ -59,8 +74,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def load(args: argparse.Namespace, params: Params) -> list[keras.Model] | lite.LiteModel:
-    """The model(s) that --model and --model-file name: an exported TFLite file through LiteRT, else Keras models."""
+def model_files(args: argparse.Namespace, params: Params) -> list[Path]:
+    """The file(s) of the model(s) that --model and --model-file name (a registry reference is fetched)."""
+    if lite.is_lite(args.model_file):
+        return [args.model_file]
+    return ensemble.locate(args.model, args.model_file, params)[1]
+
+
+def load(args: argparse.Namespace, params: Params, files: list[Path]) -> list[keras.Model] | lite.LiteModel:
+    """The model(s) in ``files``: an exported TFLite file through LiteRT, else Keras models."""
     if lite.is_lite(args.model_file):
         if args.gradcam:
             raise OptionError(f"--gradcam needs the Keras model's layers; {args.model_file} is a TFLite export")
@@ -71,8 +93,7 @@ def load(args: argparse.Namespace, params: Params) -> list[keras.Model] | lite.L
         return model
     from pipeline.serving import inference
 
-    _, model_files = ensemble.locate(args.model, args.model_file, params)
-    return [inference.load_model(f) for f in model_files]
+    return [inference.load_model(f) for f in files]
 
 
 def refuse(args: argparse.Namespace) -> None:
@@ -94,9 +115,13 @@ def refuse(args: argparse.Namespace) -> None:
 
 def main(params: Params, args: argparse.Namespace) -> None:
     refuse(args)
+    paths = arguments.local_paths(args.paths)
     s = predict.settings(params, args.faces, args.every)
+    files = model_files(args, params)
+    found = list(media.find(paths, s.image_extensions))
+    arguments.refuse_overwrites(found, args.out, args.annotate, files)
     gradcam = params.evaluate.gradcam_min_map_size if args.gradcam else None
-    rows = list(predict.run(load(args, params), args.paths, s, args.annotate, gradcam))
+    rows = list(predict.run(load(args, params, files), paths, s, args.annotate, gradcam))
     text = predict.render(rows, args.format, s.classes)
     if args.out:
         atomic.write_text(args.out, text)
@@ -104,9 +129,12 @@ def main(params: Params, args: argparse.Namespace) -> None:
         sys.stdout.write(text)
     counts = {status: sum(r["status"] == status for r in rows) for status in ("ok", "no_face", "error", "skipped")}
     whole = sum(r["message"] == predict.WHOLE_FALLBACK for r in rows)
+    classified, failed = predict.outcome(rows)
     print(
         f"predict {args.model} ({s.faces}): {counts['ok']} faces classified ({whole} of them whole pictures without "
         f"a face found), {counts['no_face']} pictures without a face, {counts['error']} errors, "
-        f"{counts['skipped']} files skipped",
+        f"{counts['skipped']} files skipped; inputs: {classified} classified, {failed} failed",
         file=sys.stderr,
     )
+    if failed:
+        raise SystemExit(FAILED)

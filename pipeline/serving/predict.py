@@ -5,9 +5,10 @@ Each face becomes a row: file, frame (videos), face index and box, label, confid
 (augment.face_crop: true) gets every face the Haar cascade finds, cropped as in training, and a picture in which it
 finds none is classified whole, as the augment and evaluate stages treat such a picture (``WHOLE_FALLBACK``); a model
 trained on whole pictures gets the whole picture, resized, exactly as the evaluate stage shows it the Test split.
-A file that cannot be read gets a row with status ``error`` and the reason; the run goes on with the other files.
-Several Keras models are an ensemble (the mean of their probabilities, with evaluate.tta's views); a TFLite export
-(pipeline/serving/lite.py) is classified with LiteRT, without TensorFlow or Keras.
+A file that cannot be read, or that is refused unopened (a symbolic link leading out of its folder, a picture that
+breaks the rule of pipeline/data/shape.py), gets a row with status ``error`` and the reason; the run goes on with the
+other files. Several Keras models are an ensemble (the mean of their probabilities, with evaluate.tta's views); a
+TFLite export (pipeline/serving/lite.py) is classified with LiteRT, without TensorFlow or Keras.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import cv2
 import numpy as np
 
 from pipeline.config import Params
-from pipeline.data import faces, media
+from pipeline.data import faces, media, shape
 from pipeline.data.images import ImageReadError, write_png
 from pipeline.evaluation import draw
 from pipeline.serving import ensemble, lite
@@ -47,6 +48,7 @@ class Settings:
     max_detect_side: int
     batch_size: int
     tta: tuple[str, ...]  # evaluate.tta: predict sees each face as evaluate sees each Test image
+    picture: shape.Rule  # validate's size, aspect and blank-picture rule, which every reader applies
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,7 @@ def pictures(paths: list[Path], s: Settings) -> Iterator[Picture]:
             yield Picture(str(found.path), None, status=found.kind, message=found.message)
             continue
         try:
-            for frame, rgb in media.read(found, s.video_frame_step):
+            for frame, rgb in media.read(found, s.video_frame_step, s.picture):
                 yield Picture(str(found.path), frame, rgb, annotated_name(found.name, frame))
         except ImageReadError as exc:
             yield Picture(str(found.path), None, status="error", message=str(exc).removeprefix(f"{found.path}: "))
@@ -207,6 +209,14 @@ def run(
     yield from flush()
 
 
+def outcome(rows: list[dict]) -> tuple[int, int]:
+    """(inputs classified, inputs failed): a file with a row of status error failed; one whose rows are ok or
+    no_face (no face found is an answer) was classified. Files skipped in a folder are neither."""
+    failed = {r["file"] for r in rows if r["status"] == "error"}
+    classified = {r["file"] for r in rows if r["status"] in ("ok", "no_face")} - failed
+    return len(classified), len(failed)
+
+
 def render(rows: list[dict], fmt: str, classes: list[str]) -> str:
     if fmt == "json":
         return json.dumps(rows, indent=1) + "\n"
@@ -230,4 +240,5 @@ def settings(params: Params, faces_mode: str, every: int | None) -> Settings:
         max_detect_side=params.predict.max_detect_side,
         batch_size=params.predict.batch_size,
         tta=tuple(params.evaluate.tta),
+        picture=shape.rule(params.validate),
     )

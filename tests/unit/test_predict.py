@@ -97,8 +97,10 @@ def test_detect_mode_crops_the_face_as_training_does(model, detect, found_faces)
 
 
 def test_no_face_is_said_not_guessed(model, detect, tmp_path):
-    blank = write_jpeg(tmp_path / "wall.jpg", np.full((120, 160, 3), 128, np.uint8))
-    (row,) = run(model, [blank], detect)
+    # a grey ramp, not one colour: a single-colour picture is a blank one, refused by the rule of every reader
+    ramp = np.repeat(np.linspace(60, 200, 160, dtype=np.uint8)[None, :, None], 120, axis=0).repeat(3, axis=2)
+    wall = write_jpeg(tmp_path / "wall.jpg", ramp)
+    (row,) = run(model, [wall], detect)
     assert row["status"] == "no_face" and row["label"] is None and row["p_joy"] is None
     assert "no face" in row["message"]
 
