@@ -5,7 +5,8 @@ PY := $(BIN)/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 UV_VERSION := 0.13.9
 PYTEST_ARGS ?=
-# make test's processes (pytest-xdist): one test file, or the group of tests reading the one retraining DAG run, each
+# make test's processes (pytest-xdist): each takes one test file at a time; the files reading the retraining DAG run
+# go to one process together (tests/conftest.py, SHARED_FILES)
 TEST_WORKERS ?= 2
 
 # Stage commands in dvc.yaml say `python -m pipeline ...`: run them with the project's interpreter.
@@ -48,7 +49,7 @@ run: data
 	$(BIN)/dvc metrics show
 
 test: setup
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # the edit loop (about a minute): unit, data and params tests; no integration runs, no whole-model conversions
 test-fast: setup

@@ -24,17 +24,38 @@ if TYPE_CHECKING:
 
 
 SHARED_RUN = {"retraining_run", "reproduced_workspace"}
+# the test files that read the retraining DAG run: `make test` (pytest-xdist, two processes) runs them on one process,
+# one after the other, so that run happens once; every other file goes whole to whichever process is free
+SHARED_FILES = {
+    "tests/dags/test_dag_run.py",
+    "tests/integration/test_evaluate_pipeline.py",
+    "tests/integration/test_model_behaviour.py",
+    "tests/integration/test_promote.py",
+    "tests/integration/test_tune.py",
+}
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups into the test ids
 def pytest_collection_modifyitems(config, items):
-    """`make test` runs on two processes (pytest-xdist, `--dist loadgroup`). Each test file is one group, so its module
-    fixtures run once; every file with a test that reads the retraining DAG run (a session fixture of about 5 minutes)
-    joins one group, so that run happens once, on one process, while the other process works through the rest."""
-    path = {item: item.nodeid.split("::")[0] for item in items}
-    shared = {path[item] for item in items if SHARED_RUN & set(item.fixturenames)}
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group("retraining-run" if path[item] in shared else path[item]))
+    """A file that reads the retraining DAG run must be in SHARED_FILES, or two processes would each make that run."""
+    reading = {item.nodeid.split("::")[0] for item in items if SHARED_RUN & set(item.fixturenames)}
+    if reading - SHARED_FILES:
+        raise pytest.UsageError(f"add {', '.join(sorted(reading - SHARED_FILES))} to SHARED_FILES in tests/conftest.py")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """pytest-xdist's file scheduling, with SHARED_FILES as one unit. (Its `loadgroup` mode cannot be used: with
+    pytest 9 its group names no longer reach the test ids.)"""
+    # LoadScopeScheduling._split_scope is how xdist's own loadfile mode is written; guarded by the retraining_run
+    # fixture below, which fails if the run starts on two processes
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FilesAndTheSharedRun(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::")[0]
+            return "retraining-run" if path in SHARED_FILES else path
+
+    return FilesAndTheSharedRun(config, log)
 
 
 @pytest.fixture(scope="session")
@@ -86,6 +107,7 @@ def retraining_run(tmp_path_factory) -> RetrainingRun:
     from tests import cluster
     from tests.dags import airflow_env
 
+    _once_per_session(tmp_path_factory)
     base = tmp_path_factory.mktemp("retraining")
     home = base / "airflow"
     airflow_env.migrate(home)
@@ -95,6 +117,17 @@ def retraining_run(tmp_path_factory) -> RetrainingRun:
     if run.done.returncode == 0:
         made.clone(snapshot)
     return RetrainingRun(home, made, run, snapshot)
+
+
+def _once_per_session(tmp_path_factory) -> None:
+    """Under pytest-xdist each process has its own session: the run must start on one of them only (SHARED_FILES)."""
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        return
+    claim = tmp_path_factory.getbasetemp().parent / "retraining-run.started"  # the folder the processes share
+    try:
+        claim.touch(exist_ok=False)
+    except FileExistsError:
+        pytest.fail(f"the retraining DAG run started on a second pytest-xdist process ({claim}): see SHARED_FILES")
 
 
 @pytest.fixture(scope="session")
