@@ -94,7 +94,7 @@ def test_a_tflite_export_that_does_not_fit_the_params_is_refused(exported_tflite
         lite_model(alone)
     args = argparse.Namespace(model="irv2_unet", model_file=exported_tflite, gradcam=False)
     with pytest.raises(OptionError, match="is the export of irv2, not irv2_unet"):
-        predict_command.load(args, params)
+        predict_command.load(args, params, predict_command.model_files(args, params))
 
 
 def test_metadata_names_classes_and_input():
