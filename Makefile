@@ -5,8 +5,8 @@ PY := $(BIN)/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 UV_VERSION := 0.13.9
 PYTEST_ARGS ?=
-# make test's processes (pytest-xdist): each takes one test file at a time; the files reading the retraining DAG run
-# go to one process together (tests/conftest.py, SHARED_FILES)
+# make test's processes (pytest-xdist): each takes one test file at a time, in the order tests/conftest.py sorts them
+# (the retraining DAG run's own file first, the files that read its result last)
 TEST_WORKERS ?= 2
 
 # Stage commands in dvc.yaml say `python -m pipeline ...`: run them with the project's interpreter.
@@ -49,7 +49,7 @@ run: data
 	$(BIN)/dvc metrics show
 
 test: setup
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 # the edit loop (about a minute): unit, data and params tests; no integration runs, no whole-model conversions
 test-fast: setup

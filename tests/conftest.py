@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import pickle
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import filelock
 import pytest
 import yaml
 
@@ -24,39 +26,21 @@ if TYPE_CHECKING:
 
 
 SHARED_RUN = {"retraining_run", "reproduced_workspace"}
-# the test files that read the retraining DAG run: `make test` (pytest-xdist, two processes) runs them on one process,
-# one after the other, so that run happens once; every other file goes whole to whichever process is free
-SHARED_FILES = {
-    "tests/dags/test_dag_run.py",
-    "tests/integration/test_evaluate_pipeline.py",
-    "tests/integration/test_model_behaviour.py",
-    "tests/integration/test_promote.py",
-    "tests/integration/test_tune.py",
-}
+FIRST = "tests/dags/test_dag_run.py"  # the file that makes the retraining DAG run and goes on with its cluster
 
 
 def pytest_collection_modifyitems(config, items):
-    """A file that reads the retraining DAG run must be in SHARED_FILES, or two processes would each make that run."""
-    reading = {item.nodeid.split("::")[0] for item in items if SHARED_RUN & set(item.fixturenames)}
-    # in a pytest-xdist process an error here is an INTERNALERROR; there _once_per_session names the cause instead
-    if reading - SHARED_FILES and os.environ.get("PYTEST_XDIST_WORKER") is None:
-        raise pytest.UsageError(f"add {', '.join(sorted(reading - SHARED_FILES))} to SHARED_FILES in tests/conftest.py")
+    """Under `make test` (pytest-xdist, `--dist loadfile --no-loadscope-reorder`, files handed out in this order) the
+    process that takes the first file makes the retraining DAG run while the other works through the files that do not
+    need it; the files that only read its result come last, by when it is made (any process can read it: see
+    retraining_run)."""
 
+    def rank(item) -> int:
+        if item.nodeid.split("::")[0] == FIRST:
+            return 0
+        return 2 if SHARED_RUN & set(item.fixturenames) else 1
 
-@pytest.hookimpl(optionalhook=True)
-def pytest_xdist_make_scheduler(config, log):
-    """pytest-xdist's file scheduling, with SHARED_FILES as one unit. (Its `loadgroup` mode cannot be used: with
-    pytest 9 its group names no longer reach the test ids.)"""
-    # LoadScopeScheduling._split_scope is how xdist's own loadfile mode is written; guarded by the retraining_run
-    # fixture below, which fails if the run starts on two processes
-    from xdist.scheduler import LoadScopeScheduling
-
-    class FilesAndTheSharedRun(LoadScopeScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            path = nodeid.split("::")[0]
-            return "retraining-run" if path in SHARED_FILES else path
-
-    return FilesAndTheSharedRun(config, log)
+    items.sort(key=rank)  # stable: pytest's order within each rank
 
 
 @pytest.fixture(scope="session")
@@ -102,14 +86,29 @@ def retraining_run(tmp_path_factory) -> RetrainingRun:
     """The first run of the retraining DAG (`airflow dags test`) against a fresh origin and DVC remote with the test
     profile: each task in its own temporary clone, every stage executed once on tiny data, then a promotion.
 
-    Running the pipeline is the slow part of the integration tests, so it runs once per session: the DAG tests check
-    this run, and tests that need a reproduced pipeline take a copy of the clone of its result (reproduced_workspace).
+    Running the pipeline is the slow part of the integration tests, so it runs once per `pytest` command: the DAG
+    tests check this run, and tests that need a reproduced pipeline take a copy of the clone of its result
+    (reproduced_workspace). Under pytest-xdist the first process that asks makes it, in the folder the processes share,
+    and the others wait for it and read its record (every part of it is on disk). Only tests/dags/test_dag_run.py goes
+    on with its cluster; the snapshot is never changed in place.
     """
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER") is not None:
+        shared = shared.parent  # the processes' common folder (pytest-xdist's documented pattern)
+    record = shared / "retraining-run.pickle"
+    with filelock.FileLock(shared / "retraining-run.lock"):
+        if not record.exists():
+            made = _retrain(shared / "retraining")
+            partial = record.with_suffix(".partial")
+            partial.write_bytes(pickle.dumps(made))
+            partial.replace(record)
+    return pickle.loads(record.read_bytes())
+
+
+def _retrain(base: Path) -> RetrainingRun:
     from tests import cluster
     from tests.dags import airflow_env
 
-    _once_per_session(tmp_path_factory)
-    base = tmp_path_factory.mktemp("retraining")
     home = base / "airflow"
     airflow_env.migrate(home)
     made = cluster.make(base, overrides={"retrain": {"retries": 0}})  # no retries: a failure shows at once
@@ -118,17 +117,6 @@ def retraining_run(tmp_path_factory) -> RetrainingRun:
     if run.done.returncode == 0:
         made.clone(snapshot)
     return RetrainingRun(home, made, run, snapshot)
-
-
-def _once_per_session(tmp_path_factory) -> None:
-    """Under pytest-xdist each process has its own session: the run must start on one of them only (SHARED_FILES)."""
-    if os.environ.get("PYTEST_XDIST_WORKER") is None:
-        return
-    claim = tmp_path_factory.getbasetemp().parent / "retraining-run.started"  # the folder the processes share
-    try:
-        claim.touch(exist_ok=False)
-    except FileExistsError:
-        pytest.fail(f"the retraining DAG run started on a second pytest-xdist process ({claim}): see SHARED_FILES")
 
 
 @pytest.fixture(scope="session")
