@@ -4,22 +4,25 @@ only state the tasks share (dags/workspaces.py; docs/airflow.md is the runbook).
 
     resolve ─► one task per dvc.yaml stage, in DVC's dependency order ─► compare ─► promote
 
-- `resolve` picks the commit: the head of the branch (after committing updated `dvc import`s to it), or the ref
-  given as the DAG param `ref`.
+- `resolve` picks the commit: the head of the branch (after committing updated `dvc import`s to it). A run judges
+  and promotes the branch's head only: the DAG param `ref` may pin it (the run is refused if the head is another
+  commit), never choose another.
 - A stage task clones that commit, runs `dvc repro --pull <stage>` (upstream stages are restored from the DVC
   remote's run-cache, never executed again: the pipeline's CLI refuses to), then pushes the outputs and, last, the
   run-cache record naming them. On a GPU worker it first leases its GPUs (EMOTION_GPU_DEVICES).
 - `compare` and `promote` restore the whole pipeline the same way with no stage executing, then apply the gate
-  (champion against challenger on this run's Test split, pipeline/release/gate.py); `promote` pushes the DVC
-  outputs, then the commit and the GTO registry tags to origin in one atomic `git push`.
+  (champion against challenger on this run's Test split, pipeline/release/gate.py) under the policy of the branch's
+  head as origin has it then, never the run's own params; each stores its verdict on origin (refs/verdicts/<run>/).
+  `promote` pushes the DVC outputs, then the commit and the GTO registry tags to origin in one atomic `git push`.
 
 The DAG holds no ML code and no list of stages: they are read from the dvc.yaml beside this folder when the file is
 parsed, the knobs from the `retrain` section of params.yaml (through pipeline/config/, so a wrong key is an import
 error that names it).
 
-Failures say their kind: `workspaces.Unreachable` (origin or the DVC remote could not be reached) is retried with the
-DAG's back-off by every task; in `resolve` and `compare` any other failure is final (AirflowFailException), since a
-wrong dvc.yaml or a rejected model does not change by asking again.
+Failures say their kind: `workspaces.Unreachable` (origin or the DVC remote could not be reached, or a push lost a
+race) is retried with the DAG's back-off by every task; in `resolve`, `compare` and `promote` any other failure is
+final (AirflowFailException), since a wrong dvc.yaml or a rejected model does not change by asking again. Only a
+rejection (GateRejected) calls the deployment's rejection hook.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import dvc_stages
 import pendulum
 import workspaces
 from airflow.sdk import DAG, Param, TaskGroup, task
+from airflow.sdk.exceptions import AirflowFailException
 
 # light (YAML and the config classes; Airflow has loaded pydantic already): nothing of the ML stack
 from pipeline import config
@@ -77,43 +81,63 @@ def reproduce(commit: str, stage: str) -> dict:
     return done
 
 
+class GateRejected(AirflowFailException):
+    """The gate's verdict is a rejection: final, and the one failure that calls the rejection hook."""
+
+
 def on_gate_failure(context) -> None:
     """The loud part of a rejection: hand the failed gate to the deployment's hook, named by EMOTION_ON_REJECT as
-    ``module:callable`` and called with the task context (``context["exception"]`` carries reports/promotion.md).
+    ``module:callable`` and called with the task context (``context["exception"]`` carries this run's report).
     Any Airflow notifier instance is such a callable (mail: SmtpNotifier, chat: SlackNotifier, configured by their
-    Airflow connection), or a function of the deployment's own."""
+    Airflow connection), or a function of the deployment's own. Other failures (an outage, a broken model) are not
+    verdicts and call nothing: Airflow's own failure alerts cover them."""
     target = os.environ.get("EMOTION_ON_REJECT")
-    if not target:
+    if not target or not isinstance(context.get("exception"), GateRejected):
         return
     module, _, name = target.partition(":")
     getattr(importlib.import_module(module), name)(context)
 
 
+def judge(commit: str, action: str, run_id: str | None, params: dict | None) -> int:
+    """workspaces.gate with its failures in Airflow's terms: a rejection is GateRejected, any other failure but a
+    transient one (workspaces.Unreachable, retried with the DAG's back-off) is final."""
+    settings = workspaces.Settings.from_env()
+    new_lineage = bool((params or {}).get("new_lineage"))
+    try:
+        return workspaces.gate(settings, commit, action, run_id or "manual", new_lineage)
+    except workspaces.Unreachable:
+        raise
+    except workspaces.Rejected as exc:
+        raise GateRejected(str(exc)) from exc
+    except workspaces.TaskError as exc:
+        raise AirflowFailException(str(exc)) from exc
+
+
 @task(on_failure_callback=on_gate_failure)
-def compare(commit: str, run_id: str | None = None) -> None:
-    """The gate alone; a rejection fails the run without retries (the metrics will not change by asking again) and
-    calls the deployment's hook (EMOTION_ON_REJECT). Only an unreachable origin or DVC remote is retried."""
-    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+def compare(commit: str, run_id: str | None = None, params: dict | None = None) -> None:
+    """The gate alone, under the branch's policy; a rejection fails the run without retries (the metrics will not
+    change by asking again) and calls the deployment's hook (EMOTION_ON_REJECT)."""
+    from airflow.sdk.exceptions import AirflowSkipException
 
     from pipeline.release.gate import NOTHING_NEW
 
-    settings = workspaces.Settings.from_env()
-    try:
-        status = workspaces.gate(settings, commit, "check", run_id or "manual")
-    except workspaces.Unreachable:
-        raise  # transient: Airflow retries it with the DAG's back-off
-    except workspaces.TaskError as exc:  # Rejected included
-        raise AirflowFailException(str(exc)) from exc
-    if status == NOTHING_NEW:
+    if judge(commit, "check", run_id, params) == NOTHING_NEW:
         raise AirflowSkipException(f"nothing new at {commit}: every model is the one already in production")
 
 
-@task
-def promote(commit: str, run_id: str | None = None) -> None:
+@task(on_failure_callback=on_gate_failure)
+def promote(commit: str, run_id: str | None = None, params: dict | None = None) -> None:
     """Decide again, then `dvc push`, commit, register and assign with GTO, and push commit and tags to origin
-    atomically (a failed push fails the try; every failure, an unreachable origin or remote included, is retried)."""
-    settings = workspaces.Settings.from_env()
-    workspaces.gate(settings, commit, "apply", run_id or "manual")
+    atomically. A push that lost a race is retried; if the branch has moved on meanwhile, the run promotes nothing
+    (skipped: the next run judges the new head)."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    try:
+        judge(commit, "apply", run_id, params)
+    except AirflowFailException as exc:
+        if isinstance(exc.__cause__, workspaces.Superseded):
+            raise AirflowSkipException(str(exc.__cause__)) from exc
+        raise
 
 
 def stage_task(stage: dvc_stages.Stage, commit):
@@ -143,8 +167,12 @@ with DAG(
             "",
             type="string",
             pattern=f"^$|{workspaces.REF}",
-            description="branch, tag or commit to run (empty: the head of EMOTION_GIT_BRANCH)",
+            description="the head of EMOTION_GIT_BRANCH you expect (branch, tag or commit name): the run is refused "
+            "if the head is another commit; empty: whatever the head is",
         ),
+        # an operator's decision, recorded in the promotion's tags: where a model's input contract (classes, image
+        # size, face crop) changed, its old champions cannot be scored, and a new lineage starts, judged by the floor
+        "new_lineage": Param(False, type="boolean", description="start a new lineage where the input contract changed"),
     },  # fmt: skip
     default_args={
         "retries": SETTINGS.retries,

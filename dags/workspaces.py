@@ -57,22 +57,6 @@ REF = r"^[A-Za-z0-9][A-Za-z0-9._/@#-]{0,199}$"
 GRACE_S = 10.0
 # how often a stage task waiting for a free GPU looks again
 LEASE_POLL_S = 5.0
-# What git, ssh and DVC (botocore) print when origin or the DVC remote cannot be reached: the network or the service
-# is down, which a later try may find up. Each was seen in that tool's output (tests/dags/test_workspaces.py).
-# git's "Could not read from remote repository" alone is not here: it also follows a rejected key or a missing
-# repository, which no retry fixes; the line before it (ssh's) says which.
-UNREACHABLE = (
-    "Could not resolve host",  # git over HTTP(S), DNS
-    "Failed to connect to",  # git over HTTP(S): curl's "Failed to connect to <host> port <n>"
-    "Connection refused",  # git:// and ssh
-    "Connection timed out",
-    "Connection reset",
-    "ssh: connect to host",
-    "Could not connect to the endpoint URL",  # botocore's EndpointConnectionError, as DVC prints it
-    "EndpointConnectionError",
-    "Connect timeout",  # botocore's ConnectTimeoutError
-    "Connection was closed",  # botocore's ConnectionClosedError
-)
 
 
 class TaskError(RuntimeError):
@@ -152,8 +136,11 @@ def run(cwd: Path | None, *args: str, env: dict | None = None, ok: tuple[int, ..
 
 
 def unreachable(output: str) -> bool:
-    """Whether a failed command's output says origin or the DVC remote could not be reached."""
-    return any(sign.lower() in output.lower() for sign in UNREACHABLE)
+    """Whether a failed command's output says origin or the DVC remote could not be reached, or that a push lost a
+    race (pipeline/release/tools.py lists the signs; imported here, at run time, as gate() imports the gate)."""
+    from pipeline.release.tools import transient
+
+    return transient(output)
 
 
 def kill_tree(child: subprocess.Popen, grace: float) -> None:
@@ -271,7 +258,9 @@ def stages_at(root: Path) -> list[str]:
 
 
 def resolve(settings: Settings, ref: str, expected: list[str]) -> str:
-    """The run's commit: ``ref`` if given, else the head of the branch after committing updated imports to it."""
+    """The run's commit: the head of the branch, after committing updated imports to it. A run promotes onto the
+    branch, so it judges the branch's head and nothing else: ``ref``, if given, must name that same commit (a trigger
+    that pins what it expects), and any other commit is refused here, before any work."""
     if ref and not re.fullmatch(REF, ref):
         raise TaskError(f"ref {ref!r} is not a branch, tag or commit name")
     with workspace(settings, "resolve") as root:
@@ -283,7 +272,13 @@ def resolve(settings: Settings, ref: str, expected: list[str]) -> str:
             ]
             if not found:
                 raise TaskError(f"ref {ref!r} is not a branch, tag or commit of {settings.git_remote}")
-            git(root, "checkout", "--quiet", "--detach", found[0])
+            pinned, head = git(root, "rev-parse", f"{found[0]}^{{commit}}"), git(root, "rev-parse", "HEAD")
+            if pinned != head:
+                raise TaskError(
+                    f"ref {ref!r} is {pinned[:12]}, not the head of {settings.branch} ({head[:12]}): a run promotes "
+                    f"onto {settings.branch}, so it judges that branch's head only. Merge the change into "
+                    f"{settings.branch} (reviewed), or judge it by hand: `python -m pipeline promote check` in a clone"
+                )
         else:
             update_imports(root, settings.branch)
         found = stages_at(root)
@@ -418,27 +413,42 @@ def _try_lease(folder: Path, devices: tuple[str, ...], count: int) -> list[tuple
 
 
 class Rejected(TaskError):
-    """The promotion gate rejected a model; the message carries the report (reports/promotion.md)."""
+    """The promotion gate rejected a model (a verdict); the message carries this run's report."""
 
 
-def gate(settings: Settings, commit: str, action: str, run_id: str = "manual") -> int:
+class Superseded(TaskError):
+    """The branch moved on after the run resolved its commit: the run promotes nothing, the next one judges the head."""
+
+
+def gate(settings: Settings, commit: str, action: str, run_id: str = "manual", new_lineage: bool = False) -> int:
     """compare (``check``) or promote (``apply``): the whole pipeline restored with no stage executing, then
-    `python -m pipeline promote`; returns its exit status (0, or NOTHING_NEW); a rejection raises Rejected.
-    The report is printed to the task's log: the workspace it was written in is removed with the task."""
+    `python -m pipeline promote` under the policy of the branch's head as origin has it now, its verdict stored on
+    origin (refs/verdicts/); returns its exit status (0, or NOTHING_NEW). A rejection raises Rejected, a transient
+    fault Unreachable, anything else TaskError. The report is printed to the task's log: the workspace it was written
+    in is removed with the task, the stored verdict is not."""
     # imported here, not at the top, to keep the DAG processor's import of this module to the standard library
-    from pipeline.release.gate import NOTHING_NEW
+    from pipeline.release.gate import NOTHING_NEW, REJECTED, TRANSIENT
 
     with workspace(settings, f"promote-{action}", commit) as root:
+        head = git(root, "rev-parse", f"origin/{settings.branch}")
+        if action == "apply" and head != commit:
+            raise Superseded(f"{settings.branch} moved from {commit[:12]} to {head[:12]} since this run resolved it")
         executed = reproduce(root, None)
         if executed:  # the guard in pipeline/__main__.py makes this unreachable; kept as the task's own check
             raise TaskError(f"stages executed while restoring: {executed}")
-        push = ["--push", "origin", "--branch", settings.branch] if action == "apply" else []
-        cmd = [sys.executable, "-m", "pipeline", "promote", action, "--run-id", run_id, *push]
-        done = run(root, *cmd, ok=(0, 1, NOTHING_NEW))
         report = root / "reports" / "promotion.md"
+        report.unlink(missing_ok=True)  # the committed one is an older run's: only this run's may be shown
+        options = ["--policy", f"origin/{settings.branch}", "--verdicts", "origin", "--scores", "origin"]
+        options += ["--run-id", run_id]
+        options += ["--push", "origin", "--branch", settings.branch] if action == "apply" else []
+        options += ["--new-lineage"] if new_lineage else []
+        done = run(root, sys.executable, "-m", "pipeline", "promote", action, *options,
+                   ok=(0, REJECTED, NOTHING_NEW, TRANSIENT))  # fmt: skip
         text = report.read_text(encoding="utf-8") if report.exists() else "(no report written)"
-        print(done.stdout, done.stderr, f"--- reports/promotion.md of {commit} ---", text, sep="\n")
-        if done.returncode == 1:
+        print(done.stdout, done.stderr, f"--- reports/promotion.md of this run ({commit}) ---", text, sep="\n")
+        if done.returncode == TRANSIENT:
+            raise Unreachable(f"the promotion gate met a transient fault:\n{done.stderr[-4000:]}")
+        if done.returncode == REJECTED:
             raise Rejected(f"the promotion gate rejected a model of {commit}; reports/promotion.md:\n{text}")
         return done.returncode
 

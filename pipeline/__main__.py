@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
             execute(params, args, commands)
     except (config.UserError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return getattr(exc, "exit_code", 1)  # the promotion gate's errors carry their own (pipeline/release/gate.py)
     return 0
 
 

@@ -41,8 +41,16 @@ class Cluster:
         return dest
 
     def heads(self) -> str:
-        """Every branch and tag of origin with its commit."""
-        return workspace.sh(self.origin, "git", "show-ref").stdout
+        """Every branch and tag of origin with its commit (not the gate's stored verdicts: see verdicts)."""
+        return workspace.sh(self.origin, "git", "show-ref", "--heads", "--tags").stdout
+
+    def verdicts(self) -> list[str]:
+        """The refs of the gate's verdicts that origin holds (refs/verdicts/<run>/<check|apply>)."""
+        return workspace.sh(self.origin, "git", "for-each-ref", "--format=%(refname)", "refs/verdicts").stdout.split()
+
+    def verdict(self, ref: str, name: str = "promotion.md") -> str:
+        """A file of a stored verdict, read from origin: no workspace of the run is needed."""
+        return workspace.sh(self.origin, "git", "show", f"{ref}:{name}").stdout
 
     def remote_files(self) -> list[str]:
         return sorted(str(p.relative_to(self.remote)) for p in self.remote.rglob("*") if p.is_file())

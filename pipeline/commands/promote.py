@@ -5,8 +5,12 @@ The gate itself is pipeline/release/gate.py; this is its command line.
     python -m pipeline promote check                               # decide; write the report
     python -m pipeline promote apply [--push origin --branch main] # decide again; commit, register, tag, push
 
-Both write metrics/promotion.json and reports/promotion.md. Exit status: 0 promote (or promoted), 1 rejected
-(GateFailed), 99 nothing new (every model is the one already in the stage): Airflow's skip code.
+Both write metrics/promotion.json and reports/promotion.md, and with --verdicts push them to origin as the run's
+verdict (pipeline/release/verdicts.py); with --scores the champions' figures are cached there
+(pipeline/release/scores.py). The policy is params.yaml's ``promote:`` at --policy: by default the pushed
+branch as origin has it now (with --push), else this workspace's HEAD. Exit status: 0 promote (or promoted),
+98 rejected (a verdict), 99 nothing new (every model is the one already in the stage: Airflow's skip code), 75 a
+transient fault (origin or the DVC remote unreachable, a push that lost a race), 1 the gate could not decide.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import os
 from pathlib import Path
 
 from pipeline.config import Params
-from pipeline.release import gate
+from pipeline.release import gate, policy, scores, tools, verdicts
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,25 +30,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report", type=Path, default=Path("reports/promotion.md"))
     parser.add_argument("--push", metavar="REMOTE", help="git remote that receives the commit and tags (apply)")
     parser.add_argument("--branch", default="main", help="branch of --push that the commit goes to")
+    parser.add_argument("--policy", metavar="REF", help="git revision whose params.yaml `promote:` is the gate "
+                        "(default: REMOTE/BRANCH of --push, fetched now; without --push, HEAD)")  # fmt: skip
+    parser.add_argument("--new-lineage", action="store_true", help="where a model's input contract (classes, "
+                        "image_size, face crop) changed: start a new lineage, judged by the floor alone")  # fmt: skip
+    parser.add_argument("--verdicts", metavar="REMOTE", help="push the reports to REMOTE: refs/verdicts/<run>/<action>")
+    parser.add_argument("--scores", metavar="REMOTE", help="cache champions' Test figures on REMOTE (refs/scores/)")
     parser.add_argument("--run-id", default=os.environ.get("AIRFLOW_CTX_DAG_RUN_ID", "manual"))
 
 
 def main(params: Params, args: argparse.Namespace) -> None:
-    root = Path.cwd()
-    decisions = gate.decide(root, params, gate.keras_scorer(root, params))
-    run = gate.run_record(root, args.run_id)
+    try:
+        judge(params, args, Path.cwd())
+    except tools.Unreachable as exc:
+        raise gate.Transient(f"{exc}\nA transient fault (origin or the DVC remote unreachable, or a push that lost a "
+                             "race): nothing was promoted; run the gate again.") from exc  # fmt: skip
+
+
+def judge(params: Params, args: argparse.Namespace, root: Path) -> None:
+    ref = args.policy or (f"{args.push}/{args.branch}" if args.push else "HEAD")
+    rule = policy.from_ref(root, ref)
+    cache = scores.Cache(root, args.scores) if args.scores else None
+    decisions = gate.decide(root, params, gate.keras_scorer(root, params, cache), rule, args.new_lineage)
+    run = gate.run_record(root, args.run_id, rule)
     gate.write_reports(root, decisions, root / args.metrics, root / args.report, run)
     for d in decisions:
         print(f"{d.name}: {d.action}: {d.reason}")
     action = gate.outcome(decisions)
-    if action == "reject":
-        raise gate.GateFailed(f"the gate rejected a model; the report is {args.report} (figures: {args.metrics})")
-    if action == "skip":
-        if args.action == "check":
-            raise SystemExit(gate.NOTHING_NEW)
-        return
-    if args.action == "apply":
-        message = gate.promotion_message(run, params, decisions)
+    if action == "promote" and args.action == "apply":
+        message = gate.promotion_message(run, rule.config, decisions, policy.contract(root))
         reports = [root / args.metrics, root / args.report]
-        tags = gate.promote(root, decisions, params.promote, message, reports, args.push, args.branch)
+        tags = gate.promote(root, decisions, rule.config, message, reports, args.push, args.branch)
         print(f"promoted: {' '.join(tags)}")
+    if args.verdicts:  # after a promotion's push: a stored "promote" verdict is one that happened
+        reports = [root / args.report, root / args.metrics]
+        stored = verdicts.store(root, args.verdicts, args.run_id, args.action, reports)
+        print(f"verdict stored: git fetch {args.verdicts} {stored} && git show FETCH_HEAD:{args.report.name}")
+    if action == "reject":
+        raise gate.Rejected(f"the gate rejected a model; the report is {args.report} (figures: {args.metrics})")
+    if action == "skip" and args.action == "check":
+        raise SystemExit(gate.NOTHING_NEW)

@@ -22,8 +22,10 @@ UNION_TAGS = ("<range>", "<choice>")
 
 class UserError(Exception):
     """Input that the pipeline cannot use (params, data, a model file, an option): the CLI prints the message alone,
-    with no traceback, and exits 1. Every such error derives from it, and keeps its other bases (ValueError,
-    RuntimeError) for callers that catch those."""
+    with no traceback, and exits with ``exit_code``. Every such error derives from it, and keeps its other bases
+    (ValueError, RuntimeError) for callers that catch those."""
+
+    exit_code = 1  # a subclass may say more: the promotion gate's verdict and transient faults (release/gate.py)
 
 
 class UsageError(UserError):

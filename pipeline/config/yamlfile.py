@@ -91,16 +91,20 @@ def load(path: Path, loader: type[BoundedLoader] = BoundedLoader) -> Any:
     whose aliases expand past the loader's limit. yaml.YAMLError otherwise, and FileNotFoundError, as PyYAML's."""
     path = Path(path)
     with path.open("rb") as file:
-        data = file.read(MAX_BYTES + 1)
+        return parse(file.read(MAX_BYTES + 1), str(path), loader)
+
+
+def parse(data: bytes, where: str, loader: type[BoundedLoader] = BoundedLoader) -> Any:
+    """The YAML document in ``data`` (read from ``where``: a file, or a file at a git revision), as load() reads it."""
     if len(data) > MAX_BYTES:
         raise ConfigError(
-            f"{path}: larger than {MAX_BYTES // (1 << 20)} MiB, the limit of a YAML file here; is it the right file?"
+            f"{where}: larger than {MAX_BYTES // (1 << 20)} MiB, the limit of a YAML file here; is it the right file?"
         )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+        raise ConfigError(f"{where}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
     try:
         return yaml.load(text, Loader=loader)
     except TooLarge as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+        raise ConfigError(f"{where}: {exc}") from None

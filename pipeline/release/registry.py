@@ -59,13 +59,14 @@ def versions(root: Path, name: str) -> list[Version]:
     return sorted(found, key=lambda v: _semver(v.version))
 
 
-def next_version(root: Path, name: str) -> str:
-    """v1.0.0 for the first model of ``name``, then the next minor version (each promotion is a new training)."""
+def next_version(root: Path, name: str, major: bool = False) -> str:
+    """v1.0.0 for the first model of ``name``, then the next minor version (each promotion is a new training), or
+    with ``major`` the next major one (a new lineage: another input contract)."""
     known = versions(root, name)
     if not known:
         return "v1.0.0"
-    major, minor, _ = _semver(known[-1].version)
-    return f"v{major}.{minor + 1}.0"
+    first, minor, _ = _semver(known[-1].version)
+    return f"v{first + 1}.0.0" if major else f"v{first}.{minor + 1}.0"
 
 
 def assignments(root: Path, name: str, stage: str) -> list[Version]:
@@ -114,6 +115,8 @@ def fetch(root: Path, version: Version, dest: Path, dvc_config: Path | None = No
     get = ["artifacts", "get", str(root), version.name, "--rev", version.version, *config, "-o", str(dest), "--force"]
     try:
         tools.dvc(root, *get)
+    except tools.Unreachable:
+        raise  # transient: the gate reports it as such (gate.Transient), not as a bad reference
     except tools.ToolError as exc:
         raise RegistryError(f"cannot fetch {version.name}@{version.version}: {exc}") from exc
     return dest

@@ -19,9 +19,12 @@ def markdown(summary: dict) -> str:
         " re-scored on it now, with the same evaluate code, so the figures below are comparable.",
         "",
         f"Run `{summary['run_id']}`, commit `{summary['commit'][:12]}`, raw data `{summary['data']}`.",
+        "",
+        f"Gate policy (stage, floors, tolerances): {summary.get('policy', 'params.yaml of this workspace')}.",
     ]
     for name, d in summary["models"].items():
-        lines += ["", f"## {name}: {d['action']}", "", d["reason"] + ".", ""]
+        lines += ["", f"## {name}: {d['action']}" + (" (new lineage)" if d.get("new_lineage") else ""), ""]
+        lines += [d["reason"] + ".", ""]
         columns = [("challenger" + (f" ({name}@{d['version']})" if d["version"] else ""), d["challenger"])]
         columns += [(f"champion {name}@{v}", figures) for v, figures in d["champions"].items()]
         lines += ["| metric | " + " | ".join(title for title, _ in columns) + " |"]

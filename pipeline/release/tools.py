@@ -15,6 +15,26 @@ from pathlib import Path
 # environment outrank it, as they outrank any git config
 NAME, EMAIL = "emotion-retraining", "retraining@localhost"
 
+# What git, ssh and DVC (botocore) print when origin or the DVC remote cannot be reached: the network or the service is
+# down, which a later try may find up. Each was seen in that tool's output (tests/dags/test_workspaces.py). git's
+# "Could not read from remote repository" alone is not here: it also follows a rejected key or a missing repository,
+# which no retry fixes; the line before it (ssh's) says which. The DAG's tasks read the same list (dags/workspaces.py).
+UNREACHABLE = (
+    "Could not resolve host",  # git over HTTP(S), DNS
+    "Failed to connect to",  # git over HTTP(S): curl's "Failed to connect to <host> port <n>"
+    "Connection refused",  # git:// and ssh
+    "Connection timed out",
+    "Connection reset",
+    "ssh: connect to host",
+    "Could not connect to the endpoint URL",  # botocore's EndpointConnectionError, as DVC prints it
+    "EndpointConnectionError",
+    "Connect timeout",  # botocore's ConnectTimeoutError
+    "Connection was closed",  # botocore's ConnectionClosedError
+)
+# What `git push` prints when another push got there first: a ref it updates moved, or a tag it creates now exists.
+# Asking again (decide again, on what origin holds now) is the answer, as for an outage.
+RACE = ("(fetch first)", "(non-fast-forward)", "(already exists)", "cannot lock ref", "(stale info)")
+
 
 class ToolError(RuntimeError):
     """git or DVC exited non-zero: the message names the command and what it printed on stderr."""
@@ -22,6 +42,22 @@ class ToolError(RuntimeError):
     def __init__(self, command: list[str], returncode: int, stderr: str) -> None:
         super().__init__(f"{' '.join(command)} exited {returncode}: {stderr.strip()}")
         self.returncode = returncode
+
+
+class Unreachable(ToolError):
+    """origin or the DVC remote could not be reached, or a push lost a race: a later try may succeed."""
+
+
+def transient(output: str) -> bool:
+    """Whether a failed command's output says that origin or the DVC remote could not be reached, or that a push
+    lost a race with another."""
+    lowered = output.lower()
+    return any(sign.lower() in lowered for sign in UNREACHABLE + RACE)
+
+
+def _failed(command: list[str], done: subprocess.CompletedProcess) -> ToolError:
+    kind = Unreachable if transient(done.stdout + done.stderr) else ToolError
+    return kind(command, done.returncode, done.stderr)
 
 
 def _run(command: list[str], root: Path, stdin: str | None = None) -> subprocess.CompletedProcess:
@@ -32,7 +68,7 @@ def git(root: Path, *args: str, stdin: str | None = None, ok: tuple[int, ...] = 
     """The output of `git args` in ``root``; ToolError when it exits with a status not in ``ok``."""
     done = _run(["git", *args], root, stdin)
     if done.returncode not in ok:
-        raise ToolError(["git", *args], done.returncode, done.stderr)
+        raise _failed(["git", *args], done)
     return done.stdout.strip()
 
 
@@ -46,7 +82,7 @@ def dvc(root: Path, *args: str) -> str:
     command = [sys.executable, "-m", "dvc", *args]
     done = _run(command, root)
     if done.returncode != 0:
-        raise ToolError(["dvc", *args], done.returncode, done.stderr)
+        raise _failed(["dvc", *args], done)
     return done.stdout.strip()
 
 

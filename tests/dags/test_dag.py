@@ -3,6 +3,7 @@ GPU stages on the `gpu` queue and in the GPU pool, a `ref` param that cannot nam
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 
@@ -116,32 +117,59 @@ def test_the_ref_param_accepts_branches_tags_and_commits(ref):
     assert re.fullmatch(workspaces.REF, ref)
 
 
-# The task functions of the DAG, called directly in an Airflow child process with the workspace layer failing as asked.
+# The task functions of the DAG, called directly in an Airflow child process with the workspace layer failing as asked;
+# each failure is then handed to the DAG's failure callback with the rejection hook configured (tests/dags/notify_probe)
 _FAIL_AS = """
-import sys
+import os, pathlib, sys, types
 import emotion_retraining as dag, workspaces
-from airflow.sdk.exceptions import AirflowFailException
 
 def failing(*args, **kwargs):
     raise getattr(workspaces, sys.argv[1])("origin said no")
 
 workspaces.resolve = workspaces.gate = failing
 workspaces.Settings.from_env = classmethod(lambda cls: workspaces.Settings("unused"))
-calls = {"resolve": lambda: dag.resolve.function({"ref": ""}), "compare": lambda: dag.compare.function("c")}
+calls = {
+    "resolve": lambda: dag.resolve.function({"ref": ""}),
+    "compare": lambda: dag.compare.function("c"),
+    "promote": lambda: dag.promote.function("c"),
+}
+notified = pathlib.Path(os.environ["EMOTION_NOTIFY_FILE"])
 for name, call in calls.items():
     try:
         call()
     except Exception as exc:
-        print(name, type(exc).__name__)
+        notified.unlink(missing_ok=True)
+        dag.on_gate_failure({"ti": types.SimpleNamespace(task_id=name), "exception": exc})
+        print(name, type(exc).__name__, "hook" if notified.exists() else "-")
 """
 
 
 @pytest.mark.parametrize(
     ("raised", "seen"),
-    [("Unreachable", "Unreachable"), ("TaskError", "AirflowFailException"), ("Rejected", "AirflowFailException")],
+    [
+        # an outage is retried by every task (Airflow's back-off), and is no verdict: no hook
+        ("Unreachable", ["resolve Unreachable -", "compare Unreachable -", "promote Unreachable -"]),
+        # a task that cannot work (a wrong dvc.yaml, a model that does not load) fails at once, and is no verdict
+        (
+            "TaskError",
+            ["resolve AirflowFailException -", "compare AirflowFailException -", "promote AirflowFailException -"],
+        ),
+        # the gate's rejection: final, and the one failure that calls the deployment's hook
+        ("Rejected", ["resolve AirflowFailException -", "compare GateRejected hook", "promote GateRejected hook"]),
+        # the branch moved on before the promotion: nothing to promote, the next run judges the new head
+        (
+            "Superseded",
+            ["resolve AirflowFailException -", "compare AirflowFailException -", "promote AirflowSkipException -"],
+        ),
+    ],
 )
-def test_resolve_and_compare_retry_an_unreachable_remote_only(tmp_path, raised, seen):
+def test_only_an_outage_is_retried_and_only_a_rejection_calls_the_hook(tmp_path, raised, seen):
     home = tmp_path / "home"
     home.mkdir()
-    done = airflow_env.run(home, sys.executable, "-c", _FAIL_AS, raised, extra={"PYTHONPATH": str(airflow_env.DAGS)})
-    assert done.stdout.split("\n")[-3:-1] == [f"resolve {seen}", f"compare {seen}"], done.stdout + done.stderr
+    extra = {
+        "PYTHONPATH": f"{airflow_env.DAGS}{os.pathsep}{workspace.REPO}",
+        "EMOTION_ON_REJECT": "tests.dags.notify_probe:record",
+        "EMOTION_NOTIFY_FILE": str(tmp_path / "notified.txt"),
+    }
+    done = airflow_env.run(home, sys.executable, "-c", _FAIL_AS, raised, extra=extra)
+    assert done.stdout.split("\n")[-4:-1] == seen, done.stdout + done.stderr

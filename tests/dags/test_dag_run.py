@@ -64,6 +64,11 @@ def test_first_run_executes_each_stage_once_in_its_own_workspace_and_promotes(fi
     assert {"dvc.lock", "metrics/evaluate.json", "metrics/promotion.json", "reports/promotion.md"} <= set(committed)
     message = git(cluster.origin, "tag", "--list", "--format=%(contents)", "irv2@v1.0.0")
     assert '"split": "test"' in message and '"data": ' in message and '"run_id": ' in message
+    # the gate's policy came from the branch, and the environment the models were made in is recorded
+    assert '"policy": "params.yaml at origin/main (commit ' in message and '"requirements.lock": "' in message
+    # both verdicts of the run (compare's check, promote's apply) are on origin, outside branches and tags
+    assert [ref.rsplit("/", 1)[1] for ref in cluster.verdicts()] == ["apply", "check"]
+    assert all("Decision: **promote**" in cluster.verdict(ref) for ref in cluster.verdicts())
 
 
 def test_a_fresh_clone_of_the_tag_pulls_everything_it_names(first, tmp_path):
@@ -79,13 +84,16 @@ def test_a_fresh_clone_of_the_tag_pulls_everything_it_names(first, tmp_path):
 
 def test_second_run_with_nothing_new_executes_nothing_and_pushes_nothing(first):
     home, cluster = first.home, first.cluster
-    heads, files = cluster.heads(), cluster.remote_files()
+    heads, files, verdicts = cluster.heads(), cluster.remote_files(), cluster.verdicts()
     run = airflow_env.dags_test(home, cluster.env())
     assert run.done.returncode == 0, run.log()
     assert stage_states(run) == {"success"}, run.states
     assert set(map(tuple, executed(run).values())) == {()}, executed(run)
     assert run.states["compare"] == "skipped" and run.states["promote"] == "skipped", run.states
     assert cluster.heads() == heads and cluster.remote_files() == files
+    # the one thing pushed: the skip verdict, kept like every other
+    (new,) = set(cluster.verdicts()) - set(verdicts)
+    assert new.endswith("/check") and "Decision: **skip**" in cluster.verdict(new)
     assert list(cluster.tasks.iterdir()) == []
 
 
@@ -101,7 +109,7 @@ def test_a_param_pushed_to_origin_reruns_its_stages_only_and_a_model_below_the_g
         workspace.write_params(root, raw)
 
     pushed = cluster.push_commit(tmp_path / "dev", "A floor too high", new_irv2_under_a_high_floor)
-    heads = cluster.heads()
+    heads, verdicts = cluster.heads(), cluster.verdicts()
     notified = tmp_path / "notified.txt"
     hook = {"EMOTION_ON_REJECT": "tests.dags.notify_probe:record", "EMOTION_NOTIFY_FILE": str(notified)}
     run = airflow_env.dags_test(home, {**cluster.env(), **hook, "PYTHONPATH": str(workspace.REPO)})
@@ -118,6 +126,10 @@ def test_a_param_pushed_to_origin_reruns_its_stages_only_and_a_model_below_the_g
     assert run.states["compare"] == "failed" and run.states["promote"] == "upstream_failed", run.states
     assert cluster.heads() == heads  # no new tag, no commit
     assert list(cluster.tasks.iterdir()) == []
+    # the verdict is on origin, the workspace that wrote it long gone; the hook got the same report
+    (new,) = set(cluster.verdicts()) - set(verdicts)
+    stored = cluster.verdict(new)
+    assert "## irv2: reject" in stored and f"params.yaml at origin/main (commit {pushed[:12]})" in stored
     # the deployment's hook got the failure with the report: irv2 failed its floor, irv2_unet had nothing new
     task, report = notified.read_text().split("\n", 1)
     assert task == "compare" and "## irv2: reject" in report and "## irv2_unet: skip" in report

@@ -1,5 +1,5 @@
 """The DAG's workspaces (dags/workspaces.py) on a small repository, no Airflow: `resolve` commits updated imports to
-origin's branch so that every task of the run sees the same data; a pinned ref is taken as it is."""
+origin's branch so that every task of the run sees the same data; a pinned ref must be the branch's head."""
 
 from __future__ import annotations
 
@@ -48,10 +48,32 @@ def test_resolve_commits_changed_imports_to_the_branch(origin_with_an_import):
     workspace.dvc(clone, "pull", "-q")  # the new data reached the DVC remote before the commit reached origin
     assert (clone / "data/ext/a.txt").read_text() == "second\n"
     assert list((base / "tasks").iterdir()) == []
-    # a pinned ref is taken as it is, imports untouched
-    assert workspaces.resolve(settings, before, expected) == before
+    # a pinned ref must name the head, which is taken as it is, imports untouched
+    (source / "a.txt").write_text("third\n")
+    assert workspaces.resolve(settings, commit, expected) == commit == head(settings)
+    assert workspaces.resolve(settings, "main", expected) == commit
     with pytest.raises(workspaces.TaskError, match="is not a branch, tag or commit"):
         workspaces.resolve(settings, "no-such-branch", expected)
+
+
+def test_a_ref_other_than_the_branch_head_is_refused_before_any_work(origin_with_an_import):
+    """A run promotes onto the branch: an older commit (or one ahead of the branch, never reviewed onto it) would
+    move the branch back or forward; it is refused before a stage runs, in one message naming both commits."""
+    settings, _, base = origin_with_an_import
+    older = head(settings)
+    dev = base / "dev"
+    workspace.sh(base, "git", "clone", "-q", settings.git_remote, "dev")
+    (dev / "b.txt").write_text("unreviewed\n")
+    workspace.sh(dev, "git", "add", "b.txt")
+    workspace.sh(dev, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "ahead of main")
+    workspace.sh(dev, "git", "push", "-q", "origin", "HEAD:refs/heads/feature")
+    workspace.sh(dev, "git", "push", "-q", "origin", "HEAD:refs/heads/main")
+    with pytest.raises(workspaces.TaskError, match=rf"ref '{older}' is {older[:12]}, not the head of main"):
+        workspaces.resolve(settings, older, [])
+    workspace.sh(dev, "git", "push", "-q", "--force", "origin", f"{older}:refs/heads/main")
+    with pytest.raises(workspaces.TaskError, match=r"ref 'feature' is .*, not the head of main .*Merge the change"):
+        workspaces.resolve(settings, "feature", [])
+    assert head(settings) == older and list((base / "tasks").iterdir()) == []
 
 
 # --- a task's commands die with it ----------------------------------------------------------------------------------
