@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 PROFILE = Path(__file__).with_name("profile.yaml")
 TINY_COUNTS = {"train": dict.fromkeys(sample.FOLDERS, 3), "test": dict.fromkeys(sample.FOLDERS, 1)}
 # what a workspace copies from the checkout: the pipeline, its map and its knobs (never data, models or state)
-COPIED = ["pipeline", "dvc.yaml", "params.yaml", ".dvcignore"]
+COPIED = ["pipeline", "dvc.yaml", "params.yaml", ".dvcignore", "requirements.lock"]
 
 
 def tiny_dataset(root: Path) -> Path:

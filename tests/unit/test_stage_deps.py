@@ -98,3 +98,10 @@ def test_the_import_walk_sees_lazy_and_relative_imports():
     relative = "from ..data import images\nfrom . import train\n"
     found = imported_modules(relative, "pipeline.stages")
     assert {"pipeline.data.images", "pipeline.stages.train"} <= found
+
+
+@pytest.mark.parametrize("stage", STAGES, ids=lambda s: s.name)
+def test_every_stage_depends_on_the_locked_environment(stage):
+    """Another TensorFlow, Keras or Great Expectations can change a stage's result: two environments must not share a
+    run-cache key, so requirements.lock (what is installed) is a dep of every stage."""
+    assert "requirements.lock" in stage.deps
