@@ -147,7 +147,7 @@ def test_matrix_stages_refuse_a_model_that_params_does_not_train(stage, paths, c
     assert f"python -m pipeline {stage}: error: argument --model: invalid choice: 'resnet'" in err
 
 
-@pytest.mark.parametrize("command", ["validate", "augment", "predict", "sample-data"])
+@pytest.mark.parametrize("command", ["validate", "augment", "predict", "sample-data", "convert-faces"])
 def test_a_light_command_imports_its_own_module_alone_and_no_tensorflow(command):
     """The tree imports only the command named (its --help, here): the others' imports cost it nothing."""
     probe = (

@@ -1,0 +1,100 @@
+"""convert-faces: FER2013 (its CSV, its image folders) and JAFFE in the Kaggle layout, on tiny stand-ins written
+here in each dataset's own format; disgust left out, JAFFE's Test side whole subjects, nothing read through a link
+that leaves the source."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from pipeline.config import UserError
+from pipeline.data import images, links, public
+from tests import workspace
+
+FACE = np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8)
+
+
+def convert(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipeline", "convert-faces", *args], cwd=workspace.REPO,
+                          capture_output=True, text=True)  # fmt: skip
+
+
+def layout(out: Path) -> dict[str, int]:
+    return {f"{p.parent.parent.name}/{p.parent.name}": len(list(p.parent.glob("*.png"))) for p in out.rglob("*.png")}
+
+
+def test_fer2013_csv_rows_become_faces_and_disgust_is_left_out(tmp_path):
+    rows = ["emotion,pixels,Usage"]
+    for emotion, usage in [(3, "Training"), (3, "Training"), (1, "Training"), (6, "PublicTest"), (0, "PrivateTest")]:
+        rows.append(f"{emotion},{' '.join(str(v) for v in FACE[:48, :48].ravel())},{usage}")
+    (tmp_path / "fer2013.csv").write_text("\n".join(rows) + "\n")
+    done = convert("fer2013", str(tmp_path / "fer2013.csv"), "--out", str(tmp_path / "out"))
+    assert done.returncode == 0, done.stderr
+    assert layout(tmp_path / "out") == {"Train/joy": 2, "Test/natural": 1, "Test/anger": 1}
+    face = images.read_rgb(next((tmp_path / "out/Train/joy").glob("*.png")))
+    assert face.shape == (48, 48, 3) and (face[..., 0] == FACE[:48, :48]).all()
+    assert "Train: joy 2, sadness 0" in done.stdout
+
+
+def test_fer2013_folders_map_their_names_and_the_limit_holds(tmp_path):
+    for split, emotion, n in [("train", "happy", 3), ("train", "disgust", 2), ("test", "sad", 1)]:
+        folder = tmp_path / "src" / split / emotion
+        folder.mkdir(parents=True)
+        for i in range(n):
+            cv2.imwrite(str(folder / f"im{i}.jpg"), FACE)
+    folders = {"train": "Train", "test": "Test"}
+    counts = public.write(public.fer2013_folders(tmp_path / "src"), tmp_path / "out", folders, per_class=2)
+    assert layout(tmp_path / "out") == {"Train/joy": 2, "Test/sadness": 1}
+    assert counts[("train", "joy")] == 2
+
+
+def jaffe_folder(root: Path) -> Path:
+    root.mkdir()
+    for subject in ("KA", "KL", "KM", "NA"):
+        for code in ("HA1", "SA2", "DI1", "NE1"):
+            cv2.imwrite(str(root / f"{subject}.{code}.{len(code) * 7}.tiff"), FACE)
+    (root / "README").write_text("not an image\n")
+    return root
+
+
+def test_jaffe_test_side_is_whole_subjects_whose_ids_lead_every_name(tmp_path):
+    source = jaffe_folder(tmp_path / "jaffe")
+    done = convert("jaffe", str(source), "--out", str(tmp_path / "out"), "--test-subjects", "ka,NA")
+    assert done.returncode == 0, done.stderr
+    # two subjects a side, one picture of each class each; disgust (DI) and the README left out
+    assert layout(tmp_path / "out") == {f"{s}/{c}": 2 for s in ("Train", "Test") for c in ("joy", "sadness", "natural")}
+    test_subjects = {p.name[:2] for p in (tmp_path / "out/Test").rglob("*.png")}
+    train_subjects = {p.name[:2] for p in (tmp_path / "out/Train").rglob("*.png")}
+    assert test_subjects == {"KA", "NA"} and train_subjects == {"KL", "KM"}
+    import re
+
+    assert all(re.match(public.JAFFE_GROUP_REGEX, p.name) for p in (tmp_path / "out").rglob("*.png"))
+    assert public.JAFFE_GROUP_REGEX in done.stdout
+
+
+@pytest.mark.parametrize("subjects", ["XX", "KA,KL,KM,NA"])
+def test_jaffe_test_subjects_must_be_some_known_ones(tmp_path, subjects):
+    source = jaffe_folder(tmp_path / "jaffe")
+    done = convert("jaffe", str(source), "--out", str(tmp_path / "out"), "--test-subjects", subjects)
+    assert done.returncode == 1 and "not all of them" in done.stderr and not (tmp_path / "out").exists()
+
+
+def test_a_link_out_of_the_source_is_refused_and_nothing_is_written(tmp_path):
+    source = jaffe_folder(tmp_path / "jaffe")
+    secret = tmp_path / "secret.tiff"
+    cv2.imwrite(str(secret), FACE)
+    (source / "KA.AN1.99.tiff").symlink_to(secret)
+    with pytest.raises(UserError, match="outside"):
+        public.write(public.jaffe(source, {"KA"}), tmp_path / "out", {"train": "Train", "test": "Test"})
+    assert not (tmp_path / "out").exists() and links.escape(source / "KA.AN1.99.tiff", source)
+
+
+def test_a_csv_that_is_not_fer2013_is_named(tmp_path):
+    (tmp_path / "x.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(public.ConvertError, match="not FER2013's CSV"):
+        list(public.fer2013_csv(tmp_path / "x.csv"))
