@@ -285,7 +285,7 @@ def resolve(settings: Settings, ref: str, expected: list[str]) -> str:
         if found != sorted(expected):
             raise TaskError(
                 f"the commit's dvc.yaml has stages {found}, the DAG was parsed with {sorted(expected)}: "
-                "deploy the DAG of that commit (or pin the run to an older ref)"
+                "deploy the DAG of that commit"
             )
         return git(root, "rev-parse", "HEAD")
 
