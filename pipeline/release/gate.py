@@ -247,7 +247,8 @@ def keras_scorer(root: Path, params: Params, cache: scores.Cache | None = None) 
         model = inference.load_model(path)
         return scoring.score(labels, scoring.probabilities(model, images, params), params.classes)
 
-    return Scorer(score, scores.stage_inputs(root, "evaluate", params.model_dump(mode="json")), cache)
+    inputs = scores.stage_inputs(root, "evaluate", params.model_dump(mode="json")) if cache else {}  # the cache's key
+    return Scorer(score, inputs, cache)
 
 
 def run_record(root: Path, run_id: str, rule: policy.Policy) -> dict:

@@ -63,13 +63,15 @@ def _params_at(root: Path, commit: str | None, where: str) -> dict:
 def contract(root: Path, commit: str | None = None) -> dict:
     """The input contract of params.yaml at ``commit`` (None: the workspace's file)."""
     raw = _params_at(root, commit, f"params.yaml at {commit}")
-    found = {}
-    for key in CONTRACT:
-        value = raw
-        for part in key.split("."):
-            value = value.get(part) if isinstance(value, dict) else None
-        found[key] = value
-    return found
+    return {key: value_at(raw, key) for key in CONTRACT}
+
+
+def value_at(raw: dict, dotted: str) -> object:
+    """The value of a dotted params key (``augment.face_crop``) in ``raw``; None where it is not there."""
+    value: object = raw
+    for part in dotted.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
 
 
 def changes(before: dict, after: dict) -> list[str]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.config import yamlfile
-from pipeline.release import tools
+from pipeline.release import policy, refs, tools
 
 NAMESPACE = "refs/scores"
 
@@ -41,20 +41,15 @@ def files_digest(root: Path, paths: list[str]) -> str:
 
 
 def stage_inputs(root: Path, stage: str, params: dict) -> dict:
-    """What a stage's figures depend on besides the models: the hashes of its data deps (as DVC records them), of its
-    code deps under pipeline/, of the values of its params, and of requirements.lock."""
+    """What a stage's figures depend on besides the models: the hashes of its data deps (as DVC records them), of the
+    files of its other deps (its code under pipeline/, requirements.lock: the environment), and of the values of its
+    params."""
     spec = (yamlfile.load(root / "dvc.yaml") or {})["stages"][stage]
     deps = [str(d) for d in spec.get("deps", [])]
-    code = [d for d in deps if d.startswith("pipeline/")]
-    data = {d: tools.output_hash(root, d) for d in deps if not d.startswith(("pipeline/", "models/"))}
-    values = {}
-    for dotted in spec.get("params", []):
-        value = params
-        for part in str(dotted).split("."):
-            value = value.get(part) if isinstance(value, dict) else None
-        values[str(dotted)] = value
-    return {"data": data, "code": files_digest(root, code), "params": digest(values),
-            "environment": files_digest(root, ["requirements.lock"])}  # fmt: skip
+    files = [d for d in deps if d.startswith("pipeline/") or d == "requirements.lock"]
+    data = {d: tools.output_hash(root, d) for d in deps if d not in files and not d.startswith("models/")}
+    values = {str(key): policy.value_at(params, str(key)) for key in spec.get("params", [])}
+    return {"data": data, "files": files_digest(root, files), "params": digest(values)}
 
 
 @dataclass(frozen=True)
@@ -67,13 +62,9 @@ class Cache:
 
     def get(self, ref: str) -> dict | None:
         """The cached figures under ``ref``; None where there are none (tools.Unreachable when the remote is)."""
-        if not tools.git(self.root, "ls-remote", self.remote, ref):
-            return None
-        tools.git(self.root, "fetch", "--quiet", self.remote, ref)
-        return json.loads(tools.git(self.root, "show", "FETCH_HEAD:figures.json"))
+        found = refs.read(self.root, self.remote, ref, "figures.json")
+        return None if found is None else json.loads(found)
 
     def put(self, ref: str, figures: dict) -> None:
-        blob = tools.git(self.root, "hash-object", "-w", "--stdin", stdin=json.dumps(figures, sort_keys=True))
-        tree = tools.git(self.root, "mktree", stdin=f"100644 blob {blob}\tfigures.json\n")
-        commit = tools.git(self.root, *tools.identity(self.root), "commit-tree", tree, "-m", "Cached Test figures")
-        tools.git(self.root, "push", "--quiet", "--force", self.remote, f"{commit}:{ref}")
+        data = json.dumps(figures, sort_keys=True).encode("utf-8")
+        refs.store(self.root, self.remote, ref, {"figures.json": data}, "Cached Test figures")

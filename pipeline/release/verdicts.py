@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pipeline.release import tools
+from pipeline.release import refs, tools
 
 NAMESPACE = "refs/verdicts"
 
@@ -24,18 +24,15 @@ def ref(run_id: str, action: str) -> str:
 
 
 def store(root: Path, remote: str, run_id: str, action: str, files: list[Path]) -> str:
-    """Commit ``files`` (by their names, in a tree of their own) as the verdict of ``run_id`` and push it to
+    """Commit ``files`` (by their names) as the verdict of ``run_id``, child of the judged commit, and push it to
     ``remote``; returns the ref. A retry of the same run replaces its verdict."""
-    entries = [f"100644 blob {tools.git(root, 'hash-object', '-w', '--', str(f))}\t{f.name}" for f in files]
-    tree = tools.git(root, "mktree", stdin="\n".join(entries) + "\n")
-    message = f"Verdict of run {run_id} ({action})"
-    commit = tools.git(root, *tools.identity(root), "commit-tree", tree, "-p", "HEAD", "-m", message)
     name = ref(run_id, action)
-    tools.git(root, "push", "--quiet", "--force", remote, f"{commit}:{name}")
+    contents = {f.name: f.read_bytes() for f in files}
+    judged = tools.git(root, "rev-parse", "HEAD")
+    refs.store(root, remote, name, contents, f"Verdict of run {run_id} ({action})", judged)
     return name
 
 
-def read(root: Path, remote: str, run_id: str, action: str, name: str = "promotion.md") -> str:
-    """A stored verdict's file, fetched from ``remote``."""
-    tools.git(root, "fetch", "--quiet", remote, ref(run_id, action))
-    return tools.git(root, "show", f"FETCH_HEAD:{name}")
+def read(root: Path, remote: str, run_id: str, action: str, name: str = "promotion.md") -> str | None:
+    """A stored verdict's file, fetched from ``remote``; None where that run has no such verdict."""
+    return refs.read(root, remote, ref(run_id, action), name)
