@@ -15,8 +15,9 @@ def markdown(summary: dict) -> str:
         "# Promotion",
         "",
         f"Decision: **{summary['decision']}**. Gated on the **{summary['split'].title()} split** of this run, the only"
-        " split no model trained, tuned or stopped early on; every champion was fetched from the model registry and"
-        " re-scored on it now, with the same evaluate code, so the figures below are comparable.",
+        " split no model trained, tuned or stopped early on; every champion was re-scored on it with the same evaluate"
+        " code (fetched from the model registry, or its figures read from the score cache, which is keyed by the"
+        " model, this Test data, the evaluate code and the environment), so the figures below are comparable.",
         "",
         f"Run `{summary['run_id']}`, commit `{summary['commit'][:12]}`, raw data `{summary['data']}`.",
         "",
