@@ -33,6 +33,8 @@ class Policy:
 def from_ref(root: Path, ref: str) -> Policy:
     """The gate policy of params.yaml at git revision ``ref``. A remote-tracking ``<remote>/<branch>`` is fetched
     first, so the policy is the branch's as it is now, not as the clone last saw it."""
+    if not ref or any(part.startswith("-") for part in ref.split("/")):  # never an option of git's
+        raise ConfigError(f"the gate policy's ref {ref!r} is not a git revision name")
     remote, _, branch = ref.partition("/")
     if branch and remote in tools.git(root, "remote").split():
         tools.git(root, "fetch", "--quiet", remote, branch)

@@ -258,6 +258,9 @@ def test_a_commit_that_loosens_the_gate_is_judged_by_the_branchs_policy(repo):
     gate.write_reports(repo, [d], repo / "metrics/promotion.json", repo / "reports/promotion.md",
                        gate.run_record(repo, "test", rule))  # fmt: skip
     assert f"Gate policy (stage, floors, tolerances): {rule.source}." in (repo / "reports/promotion.md").read_text()
+    for wrong in ("origin/--upload-pack=touch x", "--output=x", "no-such-branch"):  # never passed to git as an option
+        with pytest.raises(config.ConfigError, match="gate policy's ref"):
+            policy.from_ref(repo, wrong)
     # a policy change reviewed onto the branch is the branch's policy from then on, read when the gate runs
     workspace.sh(repo, "git", "push", "-q", "origin", "HEAD:main")
     assert policy.from_ref(repo, "origin/main").config.gate == {"macro_f1": 0.0}
