@@ -51,9 +51,10 @@ def judge(params: Params, args: argparse.Namespace, root: Path) -> None:
     ref = args.policy or (f"{args.push}/{args.branch}" if args.push else "HEAD")
     rule = policy.from_ref(root, ref)
     cache = scores.Cache(root, args.scores) if args.scores else None
-    decisions = gate.decide(root, params, gate.keras_scorer(root, params, cache), rule, args.new_lineage)
+    scorer = gate.keras_scorer(root, params, cache)
+    decisions = gate.decide(root, params, scorer, rule, args.new_lineage)
     run = gate.run_record(root, args.run_id, rule)
-    gate.write_reports(root, decisions, root / args.metrics, root / args.report, run)
+    gate.write_reports(root, decisions, root / args.metrics, root / args.report, run, rule.config)
     for d in decisions:
         print(f"{d.name}: {d.action}: {d.reason}")
     action = gate.outcome(decisions)
@@ -62,6 +63,9 @@ def judge(params: Params, args: argparse.Namespace, root: Path) -> None:
         reports = [root / args.metrics, root / args.report]
         tags = gate.promote(root, decisions, rule.config, message, reports, args.push, args.branch)
         print(f"promoted: {' '.join(tags)}")
+        if cache is not None:
+            scores.remember(cache, root, {d.name: d.challenger for d in decisions if d.action == "promote"},
+                            scorer.inputs)  # fmt: skip
     if args.verdicts:  # after a promotion's push: a stored "promote" verdict is one that happened
         reports = [root / args.report, root / args.metrics]
         stored = verdicts.store(root, args.verdicts, args.run_id, args.action, reports)

@@ -53,6 +53,29 @@ def summary_table(params: Params, results: dict[str, dict]) -> list[str]:
     return _table(header, rows)
 
 
+def uncertainty_lines(results: dict[str, dict]) -> list[str]:
+    """Each row's 95 % bootstrap interval (pipeline/evaluation/uncertainty.py), with what it was resampled over."""
+    rows = [
+        [
+            f"**{name}**",
+            *(f"{r['ci95'][key]['low']:.2f} – {r['ci95'][key]['high']:.2f}" for key in ("accuracy", "macro_f1")),
+        ]
+        for name, r in results.items()
+        if "ci95" in r
+    ]
+    if not rows:
+        return []
+    ci = next(r["ci95"] for r in results.values() if "ci95" in r)
+    over = f"{ci['units']} subjects (augment.group_regex)" if ci["by"] == "subject" else f"{ci['units']} images"
+    return [
+        f"95 % intervals (bootstrap over the {over}, {ci['resamples']} resamples): how far each figure could move with"
+        " another Test split of this size. Two models whose intervals overlap widely are not shown apart by it.",
+        "",
+        *_table(["", "accuracy", "macro F1"], rows),
+        "",
+    ]
+
+
 def per_class_table(params: Params, results: dict[str, dict]) -> list[str]:
     header = ["class", "support", *(f"{name} P / R / F1" for name in results)]
     rows = []
@@ -129,6 +152,7 @@ def markdown(
         *reference_note(params),
         "Log loss: lower is better.",
         "",
+        *uncertainty_lines(results),
         *method_notes(params, results),
         "## Per class",
         "",

@@ -185,10 +185,13 @@ def outcome(decisions: list[ModelDecision]) -> str:
     return "reject" if "reject" in actions else "promote" if "promote" in actions else "skip"
 
 
-def write_reports(root: Path, decisions: list[ModelDecision], metrics: Path, report: Path, run: dict) -> None:
+def write_reports(root: Path, decisions: list[ModelDecision], metrics: Path, report: Path, run: dict,
+                  config: PromoteConfig | None = None) -> None:  # fmt: skip
     from pipeline.release import report as promotion_report
 
     summary = {"split": SPLIT, "decision": outcome(decisions), **run, "models": {d.name: asdict(d) for d in decisions}}
+    if config is not None:  # the report reads the tolerance against the Test figures' uncertainty
+        summary["tolerance"] = config.tolerance
     atomic.write_json(metrics, summary)
     atomic.write_text(report, promotion_report.markdown(summary))
 

@@ -10,6 +10,21 @@ def _cell(figures: dict, key: str) -> str:
     return "-" if value is None else f"{value}" if isinstance(value, int) else f"{value:.4f}"
 
 
+def uncertainty(challenger: dict, tolerance: float | None) -> list[str]:
+    """The gate's tolerance beside the 95 % interval of the challenger's macro F1 (evaluate's bootstrap)."""
+    ci = challenger.get("ci95", {}).get("macro_f1")
+    if ci is None or tolerance is None:
+        return []
+    half = (ci["high"] - ci["low"]) / 2
+    compared = "smaller than" if tolerance < half else "at least"
+    return [
+        f"Macro F1 95 % interval on this Test split: {ci['low']:.4f} to {ci['high']:.4f} (about ±{half:.3f}); the"
+        f" tolerance of {tolerance} is {compared} that, so a drop within the tolerance "
+        + ("is well inside what another draw of Test images would give." if tolerance < half else "may be real."),
+        "",
+    ]
+
+
 def markdown(summary: dict) -> str:
     lines = [
         "# Promotion",
@@ -26,6 +41,7 @@ def markdown(summary: dict) -> str:
     for name, d in summary["models"].items():
         lines += ["", f"## {name}: {d['action']}" + (" (new lineage)" if d.get("new_lineage") else ""), ""]
         lines += [d["reason"] + ".", ""]
+        lines += uncertainty(d["challenger"], summary.get("tolerance"))
         columns = [("challenger" + (f" ({name}@{d['version']})" if d["version"] else ""), d["challenger"])]
         columns += [(f"champion {name}@{v}", figures) for v, figures in d["champions"].items()]
         lines += ["| metric | " + " | ".join(title for title, _ in columns) + " |"]

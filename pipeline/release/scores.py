@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.config import yamlfile
-from pipeline.release import policy, refs, tools
+from pipeline.release import policy, refs, registry, tools
 
 NAMESPACE = "refs/scores"
 
@@ -68,3 +68,20 @@ class Cache:
     def put(self, ref: str, figures: dict) -> None:
         data = json.dumps(figures, sort_keys=True).encode("utf-8")
         refs.store(self.root, self.remote, ref, {"figures.json": data}, "Cached Test figures")
+
+
+def remember(cache: Cache, root: Path, promoted: dict[str, dict], inputs: dict) -> list[str]:
+    """After a promotion, the promoted models' figures as the evaluate stage scored them (model name -> figures) go
+    into the cache under the key a later re-score of the new version looks up: the same model, Test data, code and
+    environment give the same figures, so the next run reads them instead of fetching and scoring that model. Best
+    effort: a promotion that happened is not undone by a cache that could not be written. Returns the keys written."""
+    paths, written = registry.artifacts(root), []
+    for name, figures in promoted.items():
+        key = cache.ref(tools.output_hash(root, paths[name]) or "", inputs)
+        try:
+            cache.put(key, figures)
+        except tools.ToolError as exc:
+            print(f"{name}: its figures were not cached ({str(exc).splitlines()[0]}); the next run scores it anew")
+            continue
+        written.append(key)
+    return written

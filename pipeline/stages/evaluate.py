@@ -21,7 +21,7 @@ from sklearn.metrics import confusion_matrix
 
 from pipeline import atomic
 from pipeline.config import Params, UsageError
-from pipeline.evaluation import draw, explain, scoring
+from pipeline.evaluation import draw, explain, scoring, uncertainty
 from pipeline.evaluation import report as evaluation_report
 from pipeline.serving import ensemble, inference
 
@@ -84,6 +84,8 @@ def score_probabilities(
     labels = scoring.labels(rows, params)
     result = scoring.score(labels, probabilities, params.classes)
     predicted = probabilities.argmax(axis=1)
+    groups = uncertainty.subjects(rows["path"], params.augment.group_regex)
+    result["ci95"] = uncertainty.interval(labels, predicted, params.seed, groups)
     with atomic.target(plots / f"{name}.csv") as tmp:
         confusion_rows(list(rows["path"]), labels, predicted, params.classes).to_csv(tmp, index=False)
     result["confusion"] = confusion(labels, predicted, len(params.classes))

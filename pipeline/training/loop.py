@@ -162,6 +162,7 @@ def fit(
                 validation_data=val,
                 initial_epoch=offset,
                 epochs=offset + phase.epochs,
+                shuffle=False,  # fit's own shuffling is for arrays; the dataset shuffles itself (tfdata.labelled)
                 verbose=2,
                 callbacks=callbacks.for_phase(runner, cfg, state, phase.name, live_dir, history),
             )

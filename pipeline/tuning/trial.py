@@ -112,7 +112,7 @@ def objective(params: Params, name: str, data: Path) -> Objective:
                 loop.set_trainable(model, phase.unfreeze)
                 loop.compile_model(model, cfg, phase.learning_rate)
                 loop.build_training_state(model)
-                model.fit(train_data, epochs=phase.epochs, verbose=2, callbacks=[budget])
+                model.fit(train_data, epochs=phase.epochs, shuffle=False, verbose=2, callbacks=[budget])  # see loop.fit
             probabilities = model.predict(val_data, verbose=0)["emotion"]
         return Outcome(macro_f1(val_labels, probabilities, len(params.classes)), budget.cut_short)
 

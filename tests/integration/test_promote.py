@@ -385,3 +385,20 @@ def test_an_unchanged_champion_is_rescored_from_the_cache_without_loading_its_mo
     assert len(loaded) == 2 and d.champions["v1.0.0"]["macro_f1"] == 0.25
     refs = workspace.sh(origin, "git", "for-each-ref", "--format=%(refname)", "refs/scores").stdout.split()
     assert key in refs and len(refs) == 2
+
+
+def test_a_promotion_caches_its_models_figures_so_the_next_gate_loads_no_model(repo):
+    """The promoted model's figures, as evaluate scored them, are what a re-score of the new version would give (same
+    model, Test split, code): the promotion stores them under that key, and the next gate reads them."""
+    with_origin(repo)
+    cache = scores.Cache(repo, "origin")
+    train(repo, 0.5)
+    p, promoting = params(repo), scorer(repo, cache)
+    (d,) = gate.decide(repo, p, promoting)
+    gate.promote(repo, [d], p.promote, "{}", [], "origin")
+    (key,) = scores.remember(cache, repo, {d.name: d.challenger}, promoting.inputs)
+    assert cache.get(key) == d.challenger
+    loaded: list[Path] = []
+    train(repo, 0.51)
+    (after,) = gate.decide(repo, p, scorer(repo, cache, loaded))
+    assert loaded == [] and after.champions == {"v1.0.0": d.challenger}
