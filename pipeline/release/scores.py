@@ -4,9 +4,10 @@ a download, not an inference pass (nor a model download).
 The key is the SHA-256 of the champion's model hash (from its dvc.lock, no download) and the scorer's inputs: for the
 Keras scorer the Test data (the hashes DVC gives data/raw and data/manifest.csv), the evaluate stage's code and params
 (its `pipeline/` deps in dvc.yaml, hashed file by file, and the values of its params) and requirements.lock (the
-environment that ran it). Any change of those is another key: a miss, scored anew and stored. An entry is a commit
-holding ``figures.json`` under ``refs/scores/<key>``, beside the verdicts (pipeline/release/verdicts.py) and, like
-them, outside branches and tags.
+environment that ran it). Any change of those is another key: a miss, scored anew and stored; a promotion stores its
+new versions' figures as the evaluate stage scored them (``remember``). An entry is a commit holding
+``figures.json`` under ``refs/scores/<key>``, beside the verdicts (pipeline/release/verdicts.py) and, like them,
+outside branches and tags.
 """
 
 from __future__ import annotations

@@ -134,8 +134,9 @@ def test_a_param_pushed_to_origin_reruns_its_stages_only_and_a_model_below_the_g
     task, report = notified.read_text().split("\n", 1)
     assert task == "compare" and "## irv2: reject" in report and "## irv2_unet: skip" in report
     assert "macro_f1" in report and "floor" in report and "**FAIL**" in report
-    # the champion irv2_unet@v1.0.0, fetched from the registry and re-scored on this Test split, scores exactly
-    # what the evaluate stage scored for the same model: same code, same split
+    # the champion irv2_unet@v1.0.0's figures on this Test split come from the score cache, where its promotion
+    # stored what the evaluate stage scored for it (same model, code and split; that a real re-score gives the same
+    # figures is tests/integration/test_evaluate_pipeline.py::test_the_gate_rescores_a_model_as_evaluate_scored_it)
     unet = report.split("## irv2_unet: skip", 1)[1]
     row = next(line for line in unet.splitlines() if line.startswith("| macro_f1 |"))
     challenger, champion = [cell.strip() for cell in row.strip("|").split("|")[1:3]]

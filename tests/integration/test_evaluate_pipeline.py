@@ -95,6 +95,19 @@ def test_predict_takes_a_registry_reference(repo):
     assert dict(zip(rows["file"], rows["label"], strict=True)) == evaluated_labels
 
 
+def test_the_gate_rescores_a_model_as_evaluate_scored_it(repo):
+    """A champion re-scored by the promotion gate (its Keras scorer, fed the model file fetched from the registry) gets
+    exactly the figures the evaluate stage wrote for the same model: the same code on the same Test split. What makes
+    storing evaluate's figures in the score cache at a promotion sound."""
+    from pipeline.release import gate
+
+    params = config.load(repo / "params.yaml")
+    evaluated = json.loads((repo / "metrics/evaluate.json").read_text())["irv2_unet"]
+    rescored = gate.keras_scorer(repo, params).score("irv2_unet", repo / "models/irv2_unet/model.keras")
+    assert rescored == {k: v for k, v in evaluated.items() if k in rescored}
+    assert {"accuracy", "macro_f1", "per_class", "log_loss", "test_images"} <= set(rescored)
+
+
 def test_metrics_diff_shows_a_params_change(repo):
     """Runs last: it changes the workspace. A new learning rate for irv2 changes its weights, so its Test figures
     (more epochs would not do: with no better validation score, training keeps the first epoch's weights)."""
