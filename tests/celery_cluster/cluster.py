@@ -232,8 +232,7 @@ def up(base: Path, overrides: dict) -> LocalCluster:
         cluster.start("dag-processor", "dag-processor")
         for name in WORKERS:
             cluster.worker(name)
-        wait_for(lambda: httpx.get(f"{cluster.api}/api/v2/monitor/health", timeout=5).status_code == 200,
-                 "the API server", 180, api.log)  # fmt: skip
+        wait_for(lambda: _answers(f"{cluster.api}/api/v2/monitor/health"), "the API server", 180, api.log)
         cluster.login()
         wait_for(lambda: _parsed(cluster), "the DAG", 180, cluster.services["dag-processor"].log)
     except BaseException:
@@ -242,9 +241,17 @@ def up(base: Path, overrides: dict) -> LocalCluster:
     return cluster
 
 
+def _answers(url: str, **kwargs) -> bool:
+    """``url`` answers 200; False while nothing listens yet (httpx's ConnectError is no OSError, which wait_for
+    already treats as "not yet": on a slow machine the first poll comes before the API server listens)."""
+    try:
+        return httpx.get(url, timeout=5, **kwargs).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
 def _parsed(cluster: LocalCluster) -> bool:
-    response = httpx.get(f"{cluster.api}/api/v2/dags/{DAG_ID}", headers={"Authorization": f"Bearer {cluster.token}"})
-    return response.status_code == 200
+    return _answers(f"{cluster.api}/api/v2/dags/{DAG_ID}", headers={"Authorization": f"Bearer {cluster.token}"})
 
 
 def processes_under(folder: Path) -> list[str]:
