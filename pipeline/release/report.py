@@ -16,11 +16,11 @@ def uncertainty(challenger: dict, tolerance: float | None) -> list[str]:
     if ci is None or tolerance is None:
         return []
     half = (ci["high"] - ci["low"]) / 2
-    compared = "smaller than" if tolerance < half else "at least"
+    inside = "smaller than that, so a drop within the tolerance is well inside what another draw of Test images gives"
+    reading = inside if tolerance < half else "at least that, so a drop within the tolerance may be real"
     return [
         f"Macro F1 95 % interval on this Test split: {ci['low']:.4f} to {ci['high']:.4f} (about ±{half:.3f}); the"
-        f" tolerance of {tolerance} is {compared} that, so a drop within the tolerance "
-        + ("is well inside what another draw of Test images would give." if tolerance < half else "may be real."),
+        f" tolerance of {tolerance} is {reading}.",
         "",
     ]
 
