@@ -44,10 +44,14 @@ def test_quick_bench_reports_machine_and_every_model(results):
     assert {(m["model"], m["image_size"]) for m in figures["models"]} == {(n, params.image_size) for n in params.train}
     for entry in figures["models"]:
         _positive(entry, "parameters")
-        _positive(entry["training"], "batch_size", "steps", "images_per_s", "first_step_s")
+        _positive(entry["training"], "batch_size", "steps", "images_per_s", "first_step_s", "mfu")
+        # a training step is the forward pass and about twice its cost again for the gradients
+        flops_per_image = entry["flops_per_image"]
+        assert 2.5 < flops_per_image["training"] / flops_per_image["forward"] < 3.5, flops_per_image
         _positive(entry["inference"], "batch32_images_per_s", "batch1_median_ms")
         _positive(entry["memory"], "rss_peak_mib")
     _positive(figures["memory"], "rss_peak_mib")
+    _positive(machine["matmul_peak_gflops"], "float32")
 
 
 def test_quick_bench_times_the_cold_start_of_predict(results):

@@ -6,9 +6,11 @@ input pipeline and augmentation are timed on the same images that the models wou
 there, otherwise generated faces), and each is set beside what it must keep up with: the input pipeline beside the
 training throughput, our augmentation beside Keras' legacy ImageDataGenerator doing the same operations.
 On a GPU every model is also timed with mixed precision and XLA on and off; on a CPU only as params.yaml says.
-The cold start of `predict` on one photo (a fresh process: imports, model load, one classification) is timed too,
-with the Keras model and with its TFLite export (LiteRT), and so is one tuning trial per model at params.yaml's tune
-budget, on the augment stage's output (full runs only: a trial trains for real).
+Training is also set against the machine: MFU, the training step's FLOPs per image (counted by TensorFlow's profiler)
+times images/s over the measured matrix-multiply peak (pipeline/profiling/flops.py). The cold start of `predict` on
+one photo (a fresh process: imports, model load, one classification) is timed too, with the Keras model and with its
+TFLite export (LiteRT), and so is one tuning trial per model at params.yaml's tune budget, on the augment stage's
+output (full runs only: a trial trains for real).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from pipeline import atomic
 from pipeline.config import Params
 from pipeline.models import build
 from pipeline.profiling import data as data_profile
-from pipeline.profiling import models, startup, system, trials
+from pipeline.profiling import flops, models, startup, system, trials
 
 STUDY_SIZE = 299  # the study's input size, timed beside params' image_size
 
@@ -46,6 +48,7 @@ class Budget:
     startup_reps: int  # fresh `predict` processes timed for the cold start (each takes seconds)
     lite: bool  # also export the model to TFLite and time predict's LiteRT path (a conversion of a minute or more)
     trials: bool  # time one real tuning trial per model (minutes on a CPU)
+    peak_sizes: tuple[int, ...] = flops.PEAK_SIZES  # the square matrix multiplies that measure the peak FLOP/s
 
 
 FULL = Budget(
@@ -54,7 +57,7 @@ FULL = Budget(
 )  # fmt: skip
 QUICK = Budget(
     [], 1, 1, 2, inference_reps=1, latency_reps=2, augment_images=16, pipeline_images=32, startup_reps=1,
-    lite=False, trials=False,
+    lite=False, trials=False, peak_sizes=(1024,),
 )  # fmt: skip
 
 
@@ -63,21 +66,26 @@ def model_figures(params: Params, name: str, size: int, budget: Budget, gpu: boo
     base = params.train[name].model_copy(update={"weights": None})  # speed does not depend on the starting weights
     small = size <= params.image_size
     batch = base.batch_size if small else min(base.batch_size, budget.large_batch)
+    counted = None  # FLOPs per image: the same for every variant of one model and size
     for cfg in models.variants(base, gpu):
         keras.backend.clear_session()
         keras.mixed_precision.set_global_policy("mixed_float16" if cfg.mixed_precision else "float32")
         system.reset_gpu_peaks()
         model = build(cfg, size, len(params.classes))
+        counted = counted or flops.per_image(model, size)
         x, y = models.synthetic_batch(size, batch, len(params.classes), cfg.unet is not None, params.seed)
         entry = {"model": name, "image_size": size, "mixed_precision": cfg.mixed_precision, "xla": cfg.xla,
-                 "run_eagerly": cfg.run_eagerly, "parameters": model.count_params()}  # fmt: skip
+                 "run_eagerly": cfg.run_eagerly, "parameters": model.count_params(),
+                 "flops_per_image": counted}  # fmt: skip
         entry["training"] = models.training(model, cfg, x, y, budget.steps if small else budget.large_steps)
+        peak = flops.matmul_peak("float16" if cfg.mixed_precision else "float32", budget.peak_sizes)
+        entry["training"]["mfu"] = flops.utilisation(counted["training"], entry["training"]["images_per_s"], peak)
         entry["inference"] = models.inference(model, size, cfg, budget.inference_reps, budget.latency_reps)
         entry["memory"] = system.peak_memory()
         figures.append(entry)
         print(
             f"bench {name} {size}px mp={cfg.mixed_precision} xla={cfg.xla}: "
-            f"train {entry['training']['images_per_s']} img/s, "
+            f"train {entry['training']['images_per_s']} img/s (MFU {entry['training']['mfu']:.1%}), "
             f"infer {entry['inference']['batch32_images_per_s']} img/s, "
             f"latency {entry['inference']['batch1_median_ms']} ms",
             flush=True,
@@ -104,6 +112,9 @@ def run(params: Params, data: Path, budget: Budget) -> dict:
     print(f"bench predict cold start: {cold['predict_cold_start_s']} s, of which imports {cold['import_s']} s")
     if budget.lite:
         print(f"bench predict cold start with the TFLite export (LiteRT): {cold['tflite']['predict_cold_start_s']} s")
+    # the peak of MFU, while nothing else of the bench's own runs; the float16 one is measured where a variant needs it
+    peak = flops.matmul_peak("float32", budget.peak_sizes)
+    results["machine"]["matmul_peak_gflops"] = {"float32": round(peak / 1e9, 1)}
     if budget.trials:
         results["tune_trial"] = trials.trial_costs(params, data)
     for size in budget.sizes:
@@ -128,6 +139,10 @@ def run(params: Params, data: Path, budget: Budget) -> dict:
             }
             entry["meets_target"] = min(entry["ratio_to_training"].values()) >= data_profile.TARGET_RATIO
             results["input_pipeline"].append(entry)
+    if gpu:
+        results["machine"]["matmul_peak_gflops"]["float16"] = round(
+            flops.matmul_peak("float16", budget.peak_sizes) / 1e9, 1
+        )
     results["memory"] = system.peak_memory()
     results["seconds"] = round(time.perf_counter() - started, 1)
     return results

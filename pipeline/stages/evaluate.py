@@ -93,6 +93,15 @@ def score_probabilities(
     return result
 
 
+# the figures `dvc exp show` compares recipes by: Test macro F1 and accuracy of each row (evaluate.json has the rest)
+HEADLINE = ("macro_f1", "accuracy")
+
+
+def headline(metrics: dict) -> dict:
+    """A few numbers per row of ``metrics``, for a table of experiments that fits a screen."""
+    return {name: {key: round(row[key], 4) for key in HEADLINE} for name, row in metrics.items()}
+
+
 def run(params: Params, models: dict[str, Path], args: argparse.Namespace) -> dict:
     """Score ``models`` (name -> model file), and the ensemble of params' evaluate.ensemble, on the Test split;
     write the stage's outputs named in ``args``."""
@@ -118,6 +127,7 @@ def run(params: Params, models: dict[str, Path], args: argparse.Namespace) -> di
     explain.grid(args.figures / "gradcam.png", grid_rows, "Grad-CAM on Test images: the predicted class's evidence")
     metrics = {n: {k: v for k, v in r.items() if k != "confusion"} for n, r in results.items()}
     atomic.write_json(args.metrics, metrics)
+    atomic.write_json(args.headline, headline(metrics))
     report = evaluation_report.markdown(
         params, rows, results, layers, args.report.parent, args.figures, args.raw.as_posix()
     )
@@ -137,6 +147,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models", nargs="+", type=_model, required=True, metavar="NAME=MODEL_FILE")
     for option in ("--manifest", "--raw", "--metrics", "--report", "--figures"):
         parser.add_argument(option, type=Path, required=True)
+    parser.add_argument("--headline", type=Path, required=True, help="Test macro F1 and accuracy per row (JSON)")
     parser.add_argument("--plots", type=Path, required=True, help="one <model>.csv per model")
 
 

@@ -158,7 +158,8 @@ def test_test_split_crops_faces_when_training_did(tiny_raw):
 
 
 def test_cli_takes_each_model_with_its_file(capsys):
-    paths = [a for option in ("manifest", "raw", "metrics", "plots", "report", "figures") for a in (f"--{option}", "x")]
+    options = ("manifest", "raw", "metrics", "plots", "report", "figures", "headline")
+    paths = [a for option in options for a in (f"--{option}", "x")]
     with pytest.raises(SystemExit):
         cli.run(tiny_models.params(), ["evaluate", "--models", "irv2", *paths])
     assert "give NAME=MODEL_FILE" in capsys.readouterr().err
@@ -217,6 +218,7 @@ def test_evaluate_scores_the_ensemble_from_the_members_probabilities(tiny_raw, t
         plots=tmp_path / "plots/confusion",
         report=tmp_path / "reports/evaluation.md",
         figures=tmp_path / "reports/figures",
+        headline=tmp_path / "metrics/headline.json",
     )
     models = {name: Path(f"models/{name}/model.keras") for name in ("irv2", "irv2_unet")}
     metrics = evaluate.run(params, models, args)
@@ -224,6 +226,8 @@ def test_evaluate_scores_the_ensemble_from_the_members_probabilities(tiny_raw, t
     assert len(passes) == 2  # one per model: the ensemble reuses their probabilities
     assert list(metrics) == ["irv2", "irv2_unet", "ensemble"]
     assert json.loads(args.metrics.read_text()) == metrics
+    headline = json.loads(args.headline.read_text())
+    assert headline == {n: {k: round(m[k], 4) for k in ("macro_f1", "accuracy")} for n, m in metrics.items()}
     assert set(metrics["ensemble"]) == set(metrics["irv2"])
     rows, images, _ = scoring.test_split(manifest, tiny_raw, params)
     labels = scoring.labels(rows, params)
@@ -244,7 +248,8 @@ def test_evaluate_scores_the_ensemble_from_the_members_probabilities(tiny_raw, t
 
 
 def test_cli_needs_every_member_of_the_ensemble(capsys):
-    paths = [a for option in ("manifest", "raw", "metrics", "plots", "report", "figures") for a in (f"--{option}", "x")]
+    options = ("manifest", "raw", "metrics", "plots", "report", "figures", "headline")
+    paths = [a for option in options for a in (f"--{option}", "x")]
     with pytest.raises(SystemExit):
         cli.run(tiny_models.params(), ["evaluate", "--models", "irv2=a.keras", *paths])
     assert "the ensemble (params.yaml evaluate.ensemble) needs ['irv2_unet']" in capsys.readouterr().err
