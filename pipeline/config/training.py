@@ -36,6 +36,9 @@ class TrainConfig(Strict):
     mixed_precision: bool
     xla: bool
     run_eagerly: bool
+    # before each validation, BatchNormalization statistics recomputed from this many training batches
+    # (pipeline/training/batchnorm.py); 0: Keras' moving averages as they are
+    bn_recompute_batches: Annotated[int, within(0)]
     unet: UnetConfig | None
 
     @model_validator(mode="after")

@@ -6,10 +6,12 @@ import json
 from pathlib import Path
 
 import keras
+import tensorflow as tf
 from dvclive import Live
 
 from pipeline import atomic
 from pipeline.config import TrainConfig
+from pipeline.training import batchnorm
 
 HISTORY = "history.json"
 BEST = "best.weights.h5"
@@ -91,9 +93,17 @@ class KeepPreviousBackup(keras.callbacks.Callback):
 
 
 def for_phase(
-    model: keras.Model, cfg: TrainConfig, state: Path, phase: str, live_dir: Path, history: list[dict]
+    model: keras.Model,
+    cfg: TrainConfig,
+    state: Path,
+    phase: str,
+    live_dir: Path,
+    history: list[dict],
+    train: tf.data.Dataset,
 ) -> list:
     return [
+        # first: its on_test_begin sets the statistics that validation, and then every callback below, sees
+        batchnorm.Recompute(train, cfg.bn_recompute_batches, cfg.run_eagerly),
         Progress(state, live_dir, history),
         keras.callbacks.EarlyStopping(monitor=monitor(model), mode="max", patience=cfg.early_stopping_patience),
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=cfg.reduce_lr_patience),

@@ -164,7 +164,7 @@ def fit(
                 epochs=offset + phase.epochs,
                 shuffle=False,  # fit's own shuffling is for arrays; the dataset shuffles itself (tfdata.labelled)
                 verbose=2,
-                callbacks=callbacks.for_phase(runner, cfg, state, phase.name, live_dir, history),
+                callbacks=callbacks.for_phase(runner, cfg, state, phase.name, live_dir, history, train),
             )
             with atomic.target(done) as tmp:
                 model.save_weights(tmp)

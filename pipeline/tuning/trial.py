@@ -21,7 +21,7 @@ import keras
 from pipeline import config
 from pipeline.config import Params, TrainConfig
 from pipeline.models import build
-from pipeline.training import loop, runtime
+from pipeline.training import batchnorm, loop, runtime
 from pipeline.training.metrics import macro_f1
 
 # The train.<model> keys a trial reads. dvc.yaml lists exactly these under tune@<model>'s params and the search key
@@ -42,6 +42,7 @@ READS = (
     "mixed_precision",
     "xla",
     "run_eagerly",
+    "bn_recompute_batches",
     "unet",
 )
 # ...and those it does not: the epochs come from the tune budget, and a trial fits without the train stage's early
@@ -113,6 +114,7 @@ def objective(params: Params, name: str, data: Path) -> Objective:
                 loop.compile_model(model, cfg, phase.learning_rate)
                 loop.build_training_state(model)
                 model.fit(train_data, epochs=phase.epochs, shuffle=False, verbose=2, callbacks=[budget])  # see loop.fit
+            batchnorm.recompute(model, train_data, cfg.bn_recompute_batches)  # as the train stage validates
             probabilities = model.predict(val_data, verbose=0)["emotion"]
         return Outcome(macro_f1(val_labels, probabilities, len(params.classes)), budget.cut_short)
 
