@@ -152,7 +152,7 @@ def fit(
         set_trainable(model, phase.unfreeze)
         compile_model(model, cfg, phase.learning_rate)
         if done.exists():
-            model.load_weights(done)
+            without_optimizer(model).load_weights(done)
         else:
             runner = phase_runner(model)
             compile_model(runner, cfg, phase.learning_rate)
@@ -167,7 +167,9 @@ def fit(
                 callbacks=callbacks.for_phase(runner, cfg, state, phase.name, live_dir, history, train),
             )
             with atomic.target(done) as tmp:
-                model.save_weights(tmp)
+                # the network only: the next phase compiles a fresh optimizer, so the slots would be a third of
+                # the file, written and read for nothing
+                without_optimizer(model).save_weights(tmp)
         offset += phase.epochs
     return history
 
