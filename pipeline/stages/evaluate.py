@@ -98,8 +98,9 @@ HEADLINE = ("macro_f1", "accuracy")
 
 
 def headline(metrics: dict) -> dict:
-    """A few numbers per row of ``metrics``, for a table of experiments that fits a screen."""
-    return {name: {key: round(row[key], 4) for key in HEADLINE} for name, row in metrics.items()}
+    """A few numbers of ``metrics``, for a table of experiments that fits a screen: figure, then row (the columns
+    `macro_f1.irv2`, ...; evaluate.json's own are `irv2.macro_f1`, ..., so DVC need not prefix them by file)."""
+    return {key: {name: round(row[key], 4) for name, row in metrics.items()} for key in HEADLINE}
 
 
 def run(params: Params, models: dict[str, Path], args: argparse.Namespace) -> dict:

@@ -33,7 +33,7 @@ def test_evaluate_scores_both_models_on_the_test_split_only(repo):
     assert set(metrics) == set(ROWS)
     # the few numbers `dvc exp show` sets side by side: the same figures, rounded
     headline = json.loads((repo / "metrics/headline.json").read_text())
-    assert headline == {n: {k: round(metrics[n][k], 4) for k in ("macro_f1", "accuracy")} for n in ROWS}
+    assert headline == {k: {n: round(metrics[n][k], 4) for n in ROWS} for k in ("macro_f1", "accuracy")}
     tests = sum(1 for _ in (repo / "data/raw/Test").rglob("*.jpg"))
     for name in ROWS:
         m = metrics[name]

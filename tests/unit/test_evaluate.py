@@ -227,7 +227,7 @@ def test_evaluate_scores_the_ensemble_from_the_members_probabilities(tiny_raw, t
     assert list(metrics) == ["irv2", "irv2_unet", "ensemble"]
     assert json.loads(args.metrics.read_text()) == metrics
     headline = json.loads(args.headline.read_text())
-    assert headline == {n: {k: round(m[k], 4) for k in ("macro_f1", "accuracy")} for n, m in metrics.items()}
+    assert headline == {k: {n: round(m[k], 4) for n, m in metrics.items()} for k in ("macro_f1", "accuracy")}
     assert set(metrics["ensemble"]) == set(metrics["irv2"])
     rows, images, _ = scoring.test_split(manifest, tiny_raw, params)
     labels = scoring.labels(rows, params)
