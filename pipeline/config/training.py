@@ -33,6 +33,12 @@ class TrainConfig(Strict):
     class_weight: Literal["balanced", "none"]
     early_stopping_patience: Annotated[int, within(0)]  # Keras: 0 stops at the first epoch without improvement
     reduce_lr_patience: Annotated[int, within(0)]
+    # plateau: the learning rate halves after reduce_lr_patience epochs without a lower validation loss;
+    # cosine: it decays along a half cosine from its value to 0 over each phase's epochs (reduce_lr_patience unused)
+    lr_schedule: Literal["plateau", "cosine"]
+    # which weights training ends with: best, those of the epoch with the best validation macro F1 (and early stopping
+    # after early_stopping_patience epochs without a better one); last, those of the last epoch (no early stopping)
+    keep: Literal["best", "last"]
     mixed_precision: bool
     xla: bool
     run_eagerly: bool

@@ -45,7 +45,7 @@ def run(params: Params, name: str, args: argparse.Namespace) -> dict:
         probabilities = model.predict(val, verbose=0)["emotion"]
     metrics = {
         "val": classification_metrics(val_labels, probabilities, params.classes),
-        "best_epoch": callbacks.best_epoch(history),
+        "best_epoch": callbacks.best_epoch(history, cfg.keep),
         "epochs_run": len(history),
     }
     saving.save(loop.without_optimizer(model), args.out)  # only inference loads it: a third of the file

@@ -27,8 +27,13 @@ def monitor(model: keras.Model) -> str:
     return "val_emotion_macro_f1" if len(model.outputs) > 1 else "val_macro_f1"
 
 
-def best_epoch(history: list[dict]) -> int:
-    return max(history, key=lambda h: h["val_macro_f1"])["epoch"] if history else 0
+def best_epoch(history: list[dict], keep: str = "best") -> int:
+    """The epoch whose weights training kept (``keep``: TrainConfig.keep); 0 before any."""
+    if not history:
+        return 0
+    if keep == "last":
+        return max(h["epoch"] for h in history)
+    return max(history, key=lambda h: h["val_macro_f1"])["epoch"]
 
 
 def best_weights(state: Path) -> Path:
@@ -36,15 +41,17 @@ def best_weights(state: Path) -> Path:
 
 
 class Progress(keras.callbacks.Callback):
-    """Per finished epoch: keep the best weights (on validation macro F1), the history, and the dvclive curves.
+    """Per finished epoch: keep the weights (the best on validation macro F1, or with ``keep="last"`` the latest), the
+    history, and the dvclive curves.
 
     Writes are atomic and happen before BackupAndRestore's own backup, so a kill at any point leaves a state
     from which the rerun repeats at most the epoch that was cut short.
     """
 
-    def __init__(self, state: Path, live_dir: Path, history: list[dict]):
+    def __init__(self, state: Path, live_dir: Path, history: list[dict], keep: str = "best"):
         super().__init__()
         self.state = state
+        self.keep = keep
         self.history = history
         self.best = max((h["val_macro_f1"] for h in history), default=-1.0)
         self.live = Live(str(live_dir), resume=bool(history), save_dvc_exp=False, dvcyaml=None)
@@ -56,8 +63,8 @@ class Progress(keras.callbacks.Callback):
         # one naming for both models: the U-Net's Keras logs say "val_emotion_macro_f1" where IRv2's say "val_macro_f1"
         logs = {k.replace("emotion_", ""): float(v) for k, v in (logs or {}).items()}
         logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-        if logs["val_macro_f1"] > self.best:
-            self.best = logs["val_macro_f1"]
+        if self.keep == "last" or logs["val_macro_f1"] > self.best:
+            self.best = max(self.best, logs["val_macro_f1"])
             with atomic.target(self.state / BEST) as tmp:
                 # the network's weights only: the end of training restores them, never the optimizer's slots
                 # (Adam's two per weight would make the file, and every write of it, three times larger)
@@ -101,12 +108,20 @@ def for_phase(
     history: list[dict],
     train: tf.data.Dataset,
 ) -> list:
+    schedule = []
+    if cfg.keep == "best":  # with keep: last the phase runs all its epochs, as a schedule that ends at 0 needs
+        schedule.append(
+            keras.callbacks.EarlyStopping(monitor=monitor(model), mode="max", patience=cfg.early_stopping_patience)
+        )
+    if cfg.lr_schedule == "plateau":  # a cosine schedule is the optimizer's own (loop.schedule)
+        schedule.append(
+            keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=cfg.reduce_lr_patience)
+        )
     return [
         # first: its on_test_begin sets the statistics that validation, and then every callback below, sees
         batchnorm.Recompute(train, cfg.bn_recompute_batches, cfg.run_eagerly),
-        Progress(state, live_dir, history),
-        keras.callbacks.EarlyStopping(monitor=monitor(model), mode="max", patience=cfg.early_stopping_patience),
-        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=cfg.reduce_lr_patience),
+        Progress(state, live_dir, history, cfg.keep),
+        *schedule,
         # its writes are not atomic: keep the previous backup too, so that a kill mid-write costs an epoch rather
         # than leaving a truncated file that fails every rerun
         KeepPreviousBackup(state / phase / "backup"),

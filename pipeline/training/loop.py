@@ -48,11 +48,31 @@ def set_trainable(model: keras.Model, unfreeze: int | None) -> None:
         layer.trainable = top and not isinstance(layer, keras.layers.BatchNormalization)
 
 
-def compile_model(model: keras.Model, cfg: TrainConfig, learning_rate: float) -> None:
+def schedule(cfg: TrainConfig, learning_rate: float, steps: int) -> float | keras.optimizers.schedules.CosineDecay:
+    """The learning rate of a phase of ``steps`` optimizer steps: ``learning_rate`` as it is (``lr_schedule:
+    plateau``, which a callback lowers), or a half cosine from it to 0 at the phase's last step (``cosine``). The
+    schedule reads the optimizer's step count, which BackupAndRestore restores, so a resumed phase goes on where it
+    was."""
+    if cfg.lr_schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, steps))
+    return learning_rate
+
+
+def steps_per_epoch(data: tf.data.Dataset) -> int:
+    """Batches in one pass over ``data`` (tfdata.labelled's pipelines know it without reading an image)."""
+    known = int(data.cardinality())
+    if known < 0:
+        raise ValueError("the training dataset's length is unknown, so a learning-rate schedule cannot span it")
+    return known
+
+
+def compile_model(model: keras.Model, cfg: TrainConfig, learning_rate: float, steps: int = 0) -> None:
+    """Compile for a phase of ``steps`` optimizer steps (only ``lr_schedule: cosine`` reads it)."""
+    rate = schedule(cfg, learning_rate, steps)
     if cfg.optimizer == "sgd":
-        optimizer = keras.optimizers.SGD(learning_rate, momentum=cfg.momentum)
+        optimizer = keras.optimizers.SGD(rate, momentum=cfg.momentum)
     else:
-        optimizer = keras.optimizers.Adam(learning_rate)
+        optimizer = keras.optimizers.Adam(rate)
     loss = {"emotion": keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)}
     weights = {"emotion": 1.0}
     if cfg.unet is not None:
@@ -155,7 +175,7 @@ def fit(
             without_optimizer(model).load_weights(done)
         else:
             runner = phase_runner(model)
-            compile_model(runner, cfg, phase.learning_rate)
+            compile_model(runner, cfg, phase.learning_rate, phase.epochs * steps_per_epoch(train))
             build_training_state(runner)
             runner.fit(
                 train,

@@ -43,11 +43,12 @@ READS = (
     "xla",
     "run_eagerly",
     "bn_recompute_batches",
+    "lr_schedule",
     "unet",
 )
 # ...and those it does not: the epochs come from the tune budget, and a trial fits without the train stage's early
 # stopping and learning-rate schedule (too few epochs for either to act)
-IGNORES = ("epochs", "finetune_epochs", "early_stopping_patience", "reduce_lr_patience")
+IGNORES = ("epochs", "finetune_epochs", "early_stopping_patience", "reduce_lr_patience", "keep")
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,7 @@ def objective(params: Params, name: str, data: Path) -> Objective:
                     budget.cut_short = True
                     break
                 loop.set_trainable(model, phase.unfreeze)
-                loop.compile_model(model, cfg, phase.learning_rate)
+                loop.compile_model(model, cfg, phase.learning_rate, phase.epochs * loop.steps_per_epoch(train_data))
                 loop.build_training_state(model)
                 model.fit(train_data, epochs=phase.epochs, shuffle=False, verbose=2, callbacks=[budget])  # see loop.fit
             batchnorm.recompute(model, train_data, cfg.bn_recompute_batches)  # as the train stage validates
