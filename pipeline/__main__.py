@@ -24,7 +24,9 @@ class Command(NamedTuple):
 # imported only when its command runs (or shows its help), so `--help` and light commands stay fast
 COMMANDS = {
     "sample-data": Command("pipeline.commands.sample_data", "generate the embedded synthetic dataset, or a preview"),
-    "convert-faces": Command("pipeline.commands.convert_faces", "FER2013 or JAFFE in the Kaggle layout (real faces)"),
+    "convert-faces": Command(
+        "pipeline.commands.convert_faces", "FER2013, JAFFE or a Taiwanese set in the Kaggle layout (real faces)"
+    ),
     "validate": Command("pipeline.stages.validate", "stage: describe the raw images and gate them on a suite"),
     "augment": Command("pipeline.stages.augment", "stage: train/val split and class balancing by augmentation"),
     "tune": Command("pipeline.stages.tune", "stage: search one model's hyperparameters"),

@@ -1,6 +1,8 @@
 """Public facial-expression datasets converted to the Kaggle layout (``Train/<class>/``, ``Test/<class>/``), so that
 the pipeline can be developed and measured on real photographs: FER2013 (in-the-wild, 48 px grayscale; its CSV or
-its image folders) and JAFFE (posed, 10 subjects, file names like ``KA.HA1.29.tiff``).
+its image folders), JAFFE (posed, 10 subjects, file names like ``KA.HA1.29.tiff``) and a Taiwanese posed set (29
+subjects, 256 px colour photographs of head and shoulders, names like ``0211d20.jpg``), cut to 48 px grayscale
+face crops as the other two are.
 
 Their own classes map onto ours (FER2013_LABELS, FOLDERS, JAFFE_CODES); disgust, which we do not classify, is left
 out. JAFFE's Test side is a set of whole subjects, and each file keeps its subject id at the start of its name, so
@@ -17,11 +19,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from pipeline import atomic
 from pipeline.config import UserError
-from pipeline.data import images, links
+from pipeline.data import faces, images, links
 
 # FER2013's `emotion` column: 0 angry, 1 disgust, 2 fear, 3 happy, 4 sad, 5 surprise, 6 neutral
 FER2013_LABELS = {0: "anger", 2: "fear", 3: "joy", 4: "sadness", 5: "surprise", 6: "natural"}
@@ -33,6 +36,20 @@ FER2013_SPLITS = {"Training": "train", "PublicTest": "test", "PrivateTest": "tes
 JAFFE_CODES = {"AN": "anger", "FE": "fear", "HA": "joy", "NE": "natural", "SA": "sadness", "SU": "surprise"}
 JAFFE_NAME = re.compile(r"(?P<subject>[A-Z]{2})\.(?P<code>[A-Z]{2})\d*\.(?P<number>\d+)\.(?:tiff?|png|jpe?g)", re.I)
 JAFFE_GROUP_REGEX = r"^(?P<group>[A-Z]{2})\."
+# The Taiwanese set (described in the Chinese Journal of Psychology, 2013, 55(4)): ``PPTVE##.jpg`` is person, kind
+# of performance (0 neutral, 1 acted, 2 by facial-action instructions, 3 a recalled event), view, expression, take
+TAIWANESE_CODES = {
+    "a": "natural",
+    "0": "natural",
+    "b": "joy",
+    "c": "sadness",
+    "d": "anger",
+    "f": "fear",
+    "g": "surprise",
+}
+TAIWANESE_NAME = re.compile(r"(?P<subject>\d{2})(?P<kind>\d)(?P<view>\d)(?P<code>[a-g0])(?P<take>\d+)\.jpe?g", re.I)
+TAIWANESE_GROUP_REGEX = r"^(?P<group>P\d{2})\."
+FACE_SIZE = 48  # FER2013's size, and that of the CK+ crops in common use
 
 
 class ConvertError(UserError, ValueError):
@@ -94,6 +111,31 @@ def jaffe_subjects(root: Path) -> list[str]:
     return sorted({m["subject"].upper() for f in _regular_files(root, root) if (m := JAFFE_NAME.fullmatch(f.name))})
 
 
+def taiwanese(root: Path, test_subjects: set[str], missed: list[str] | None = None) -> Iterator[Face]:
+    """The Taiwanese set's photographs (``PPTVE##.jpg``) as 48 px grayscale crops of the largest face found (OpenCV's
+    Haar cascade, pipeline.data.faces), the subjects ``test_subjects`` (``"01"`` ...) on the Test side; a picture
+    with no face found is left out and its name appended to ``missed``."""
+    detector = faces.FaceDetector()
+    for file in _regular_files(root, root):
+        m = TAIWANESE_NAME.fullmatch(file.name)
+        if m is None or m["code"].lower() not in TAIWANESE_CODES:
+            continue  # the folder's papers and spreadsheet, and disgust (e)
+        rgb = images.read_rgb(file)
+        boxes = detector.detect(rgb)
+        if not boxes:
+            if missed is not None:
+                missed.append(file.name)
+            continue
+        gray = cv2.cvtColor(faces.resize(faces.crop(rgb, boxes[0], 0.05), FACE_SIZE), cv2.COLOR_RGB2GRAY)
+        split = "test" if m["subject"] in test_subjects else "train"
+        name = f"P{m['subject']}.{m['kind']}{m['code'].lower()}.{m['take']}.png"
+        yield Face(split, TAIWANESE_CODES[m["code"].lower()], name, np.repeat(gray[..., None], 3, axis=2))
+
+
+def taiwanese_subjects(root: Path) -> list[str]:
+    return sorted({m["subject"] for f in _regular_files(root, root) if (m := TAIWANESE_NAME.fullmatch(f.name))})
+
+
 def _regular_files(folder: Path, root: Path) -> list[Path]:
     """Regular files under ``folder``, in name order; a link that leads outside ``root`` is refused (links.check)."""
     found = []
@@ -104,15 +146,24 @@ def _regular_files(folder: Path, root: Path) -> list[Path]:
     return found
 
 
-def write(faces: Iterator[Face], out: Path, folders: dict[str, str], per_class: int | None = None) -> Counter:
-    """Write ``faces`` as PNGs under ``out`` in the Kaggle layout (``folders``: split -> Train/Test folder name),
-    at most ``per_class`` per class and split (the first ones in the source's order); returns the counts."""
+def write(
+    found: Iterator[Face],
+    out: Path,
+    folders: dict[str, str],
+    per_class: int | None = None,
+    classes: set[str] | None = None,
+) -> Counter:
+    """Write ``found`` as PNGs under ``out`` in the Kaggle layout (``folders``: split -> Train/Test folder name),
+    at most ``per_class`` per class and split (the first ones in the source's order), only ``classes`` where given;
+    returns the counts."""
     counts: Counter = Counter()
     names: dict[tuple[str, str], set[str]] = defaultdict(set)
     with atomic.directory(out) as tmp:
-        for face in faces:
+        for face in found:
             key = (face.split, face.label)
-            if per_class is not None and counts[key] >= per_class:
+            if (classes is not None and face.label not in classes) or (
+                per_class is not None and counts[key] >= per_class
+            ):
                 continue
             if face.name in names[key]:
                 raise ConvertError(f"two source files become {face.name} in {face.split}/{face.label}")

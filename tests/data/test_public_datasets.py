@@ -4,6 +4,7 @@ that leaves the source."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 
 from pipeline.config import UserError
-from pipeline.data import images, links, public
+from pipeline.data import faces, images, links, public, sample
 from tests import workspace
 
 FACE = np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8)
@@ -98,3 +99,53 @@ def test_a_csv_that_is_not_fer2013_is_named(tmp_path):
     (tmp_path / "x.csv").write_text("a,b\n1,2\n")
     with pytest.raises(public.ConvertError, match="not FER2013's CSV"):
         list(public.fer2013_csv(tmp_path / "x.csv"))
+
+
+def taiwanese_folder(root: Path, tmp_path: Path) -> Path:
+    """Sample cartoons in which the cascade finds a face, named as the Taiwanese set names its photographs."""
+    sample.generate(tmp_path / "cartoons", {"test": {"joy": 4, "surprise": 4}}, seed=5, size=112)
+    detector = faces.FaceDetector()
+    found = [p for p in sorted((tmp_path / "cartoons").rglob("*.jpg")) if detector.detect(images.read_rgb(p))]
+    assert len(found) >= 3, "the cascade should find faces in the sample cartoons"
+    root.mkdir()
+    # subjects 01-03: happy (b), surprised (g), disgust (e, left out) and neutral written with a digit (0)
+    for i, subject in enumerate(("01", "02", "03")):
+        for code in ("b", "g", "e", "0"):
+            shutil.copy(found[i], root / f"{subject}{0 if code == '0' else 1}1{code}0{i}.jpg")
+    cv2.imwrite(str(root / "0311b99.jpg"), np.full((112, 112, 3), 128, np.uint8))  # no face in it
+    (root / "Readme.txt").write_text("not an image\n")
+    return root
+
+
+def test_taiwanese_photographs_become_grayscale_face_crops_of_whole_subjects(tmp_path):
+    source = taiwanese_folder(tmp_path / "taiwanese", tmp_path)
+    done = convert("taiwanese", str(source), "--out", str(tmp_path / "out"), "--test-subjects", "02",
+                   "--classes", "joy,surprise")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    # natural left out by --classes, disgust always; the picture without a face is named
+    assert layout(tmp_path / "out") == {"Train/joy": 2, "Train/surprise": 2, "Test/joy": 1, "Test/surprise": 1}
+    assert "no face found: 1 (0311b99.jpg)" in done.stdout
+    assert {p.name[:3] for p in (tmp_path / "out/Test").rglob("*.png")} == {"P02"}
+    import re
+
+    for path in (tmp_path / "out").rglob("*.png"):
+        assert re.match(public.TAIWANESE_GROUP_REGEX, path.name)
+        face = images.read_rgb(path)
+        assert (
+            face.shape == (48, 48, 3) and (face[..., 0] == face[..., 1]).all() and (face[..., 1] == face[..., 2]).all()
+        )
+    assert public.TAIWANESE_GROUP_REGEX in done.stdout
+    # without --classes the neutral pictures (code a or 0) are kept
+    everything = public.write(public.taiwanese(source, {"02"}), tmp_path / "all", {"train": "Train", "test": "Test"})
+    assert everything[("train", "natural")] == 2 and everything[("test", "natural")] == 1
+
+
+def test_the_default_test_subjects_are_a_fifth_at_least_three_by_seed(tmp_path):
+    source = tmp_path / "many"
+    source.mkdir()
+    for subject in range(1, 21):
+        cv2.imwrite(str(source / f"{subject:02d}11b01.jpg"), FACE)  # no face found: only the ids are read here
+    done = convert("taiwanese", str(source), "--out", str(tmp_path / "out"))
+    chosen = done.stdout.split("Test subjects (seed 42): ")[1].splitlines()[0].split(", ")
+    assert done.returncode == 0, done.stderr
+    assert len(chosen) == 4 and set(chosen) <= {f"{s:02d}" for s in range(1, 21)}
