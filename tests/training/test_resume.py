@@ -65,19 +65,16 @@ def dataset() -> tf.data.Dataset:
     return tf.data.Dataset.from_tensor_slices((images, {"emotion": tf.one_hot(labels, CLASSES)})).batch(4)
 
 
+def tiny_cfg(params, **update):
+    """train.irv2 for the stand-in model: 3 epochs of 3 batches of 4, on the CPU; ``update`` over that."""
+    base = {"epochs": 3, "finetune_epochs": 0, "batch_size": 4, "early_stopping_patience": 100,
+            "reduce_lr_patience": 100, "mixed_precision": False, "xla": False}  # fmt: skip
+    return params.train["irv2"].model_copy(update={**base, **update})
+
+
 @pytest.fixture
 def cfg(params):
-    return params.train["irv2"].model_copy(
-        update={
-            "epochs": 3,
-            "finetune_epochs": 0,
-            "batch_size": 4,
-            "early_stopping_patience": 100,
-            "reduce_lr_patience": 100,
-            "mixed_precision": False,
-            "xla": False,
-        }
-    )
+    return tiny_cfg(params)
 
 
 def _fit(monkeypatch, cfg, state: Path, recorder: Recorder, seed: int) -> list[dict]:

@@ -10,27 +10,16 @@ import numpy as np
 import pytest
 
 from pipeline.training import callbacks, loop
-from tests.training.test_resume import FOR_PHASE, Crash, Recorder, dataset, tiny_model
+from tests.training.test_resume import FOR_PHASE, Crash, Recorder, dataset, tiny_cfg, tiny_model
 
 STEPS = 3  # 12 images in batches of 4
 
 
 @pytest.fixture
 def cfg(params):
-    return params.train["irv2"].model_copy(
-        update={
-            "epochs": 3,
-            "finetune_epochs": 0,
-            "batch_size": 4,
-            "learning_rate": 0.01,
-            "early_stopping_patience": 0,  # would stop at the first epoch without a better score, were it used
-            "reduce_lr_patience": 0,  # would halve the rate after every epoch without a lower loss, were it used
-            "lr_schedule": "cosine",
-            "keep": "last",
-            "mixed_precision": False,
-            "xla": False,
-        }
-    )
+    # patience 0 would stop or halve at the first epoch without progress, were early stopping or the plateau used
+    return tiny_cfg(params, learning_rate=0.01, early_stopping_patience=0, reduce_lr_patience=0,
+                    lr_schedule="cosine", keep="last")  # fmt: skip
 
 
 def _fit(monkeypatch, cfg, state, recorder, seed=1):
