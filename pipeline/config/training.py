@@ -39,6 +39,9 @@ class TrainConfig(Strict):
     # which weights training ends with: best, those of the epoch with the best validation macro F1 (and early stopping
     # after early_stopping_patience epochs without a better one); last, those of the last epoch (no early stopping)
     keep: Literal["best", "last"]
+    # mixup: each training image blended with another of its batch, with a share drawn from Beta(mixup, mixup)
+    # (pipeline/data/tfdata.py); 0: no blending
+    mixup: Annotated[float, within(0)]
     mixed_precision: bool
     xla: bool
     run_eagerly: bool

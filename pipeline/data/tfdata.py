@@ -58,6 +58,44 @@ def labelled(
     return ds.batch(batch_size).map(_targets(num_classes, reconstruction, weights), AUTOTUNE).prefetch(AUTOTUNE)
 
 
+def mixup(ds: tf.data.Dataset, alpha: float, seed: int) -> tf.data.Dataset:
+    """``ds`` (batches of ``labelled``) with each image blended into another of its batch (mixup, Zhang et al. 2018).
+
+    Image i becomes ``lam_i * x_i + (1 - lam_i) * x_j`` for a partner j drawn by permuting the batch, and its
+    emotion target and weight are blended alike; ``lam_i`` is drawn from Beta(alpha, alpha) and folded to at least
+    0.5, so each image stays mostly itself. The U-Net's reconstruction target is the blended image (it gives back
+    its input). The draws come from ``seed`` and change every epoch, the same in every run. ``alpha`` 0: ``ds`` as
+    it is.
+    """
+    if alpha <= 0:
+        return ds
+
+    def blend(seed_pair, batch):
+        images, y, w = batch
+        n = tf.shape(images)[0]
+        seeds = tf.random.experimental.stateless_split(seed_pair, 3)
+        first = tf.random.stateless_gamma([n], seeds[0], alpha)
+        second = tf.random.stateless_gamma([n], seeds[1], alpha)
+        lam = first / tf.maximum(first + second, 1e-12)
+        lam = tf.maximum(lam, 1.0 - lam)
+        partner = tf.argsort(tf.random.stateless_uniform([n], seeds[2]))
+
+        def mix(values):
+            shape = tf.concat([[n], tf.ones([tf.rank(values) - 1], tf.int32)], 0)
+            share = tf.reshape(tf.cast(lam, values.dtype), shape)
+            return share * values + (1 - share) * tf.gather(values, partner)
+
+        images = mix(images)
+        y = {**y, "emotion": mix(y["emotion"])}
+        if "reconstruction" in y:
+            y["reconstruction"] = images
+        w = {**w, "emotion": mix(w["emotion"])}
+        return images, y, w
+
+    seed_pairs = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    return tf.data.Dataset.zip(seed_pairs, ds).map(blend, AUTOTUNE).prefetch(AUTOTUNE)
+
+
 def image_files(paths: list[str], image_size: int) -> tf.data.Dataset:
     """Preprocessed images decoded from files (PNG or JPEG), resized to ``image_size`` where they differ."""
 

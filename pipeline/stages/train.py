@@ -38,7 +38,7 @@ def run(params: Params, name: str, args: argparse.Namespace) -> dict:
     train, val, val_labels = loop.datasets(params, cfg, args.data)
     with strategy.scope():  # each phase's model is made and compiled in it too, as a MirroredStrategy needs
         model = build(cfg, params.image_size, len(params.classes))
-        history = loop.fit(model, cfg, train, val, folder, args.live)
+        history = loop.fit(model, cfg, train, val, folder, args.live, params.seed)
         # through an uncompiled view of the same layers: the file holds no optimizer state (callbacks.Progress),
         # which the compiled model would report as an optimizer it skipped
         loop.without_optimizer(model).load_weights(callbacks.best_weights(folder))

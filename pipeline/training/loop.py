@@ -162,9 +162,17 @@ def phase_runner(model: keras.Model) -> keras.Model:
 
 
 def fit(
-    model: keras.Model, cfg: TrainConfig, train: tf.data.Dataset, val: tf.data.Dataset, state: Path, live_dir: Path
+    model: keras.Model,
+    cfg: TrainConfig,
+    train: tf.data.Dataset,
+    val: tf.data.Dataset,
+    state: Path,
+    live_dir: Path,
+    seed: int = 0,
 ) -> list[dict]:
-    """Run the phases not yet finished; return the history (one dict per epoch) over all phases."""
+    """Run the phases not yet finished; return the history (one dict per epoch) over all phases. The optimizer steps
+    on ``train`` blended by ``cfg.mixup`` (draws from ``seed``); the BatchNormalization statistics are recomputed on
+    ``train`` as it is, the images that inference sees."""
     history = callbacks.load_history(state)
     offset = 0
     for phase in phases(cfg):
@@ -178,7 +186,7 @@ def fit(
             compile_model(runner, cfg, phase.learning_rate, phase.epochs * steps_per_epoch(train))
             build_training_state(runner)
             runner.fit(
-                train,
+                tfdata.mixup(train, cfg.mixup, seed),
                 validation_data=val,
                 initial_epoch=offset,
                 epochs=offset + phase.epochs,

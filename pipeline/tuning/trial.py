@@ -20,6 +20,7 @@ import keras
 
 from pipeline import config
 from pipeline.config import Params, TrainConfig
+from pipeline.data import tfdata
 from pipeline.models import build
 from pipeline.training import batchnorm, loop, runtime
 from pipeline.training.metrics import macro_f1
@@ -44,6 +45,7 @@ READS = (
     "run_eagerly",
     "bn_recompute_batches",
     "lr_schedule",
+    "mixup",
     "unet",
 )
 # ...and those it does not: the epochs come from the tune budget, and a trial fits without the train stage's early
@@ -114,7 +116,13 @@ def objective(params: Params, name: str, data: Path) -> Objective:
                 loop.set_trainable(model, phase.unfreeze)
                 loop.compile_model(model, cfg, phase.learning_rate, phase.epochs * loop.steps_per_epoch(train_data))
                 loop.build_training_state(model)
-                model.fit(train_data, epochs=phase.epochs, shuffle=False, verbose=2, callbacks=[budget])  # see loop.fit
+                model.fit(
+                    tfdata.mixup(train_data, cfg.mixup, params.seed),
+                    epochs=phase.epochs,
+                    shuffle=False,
+                    verbose=2,
+                    callbacks=[budget],
+                )  # see loop.fit
             batchnorm.recompute(model, train_data, cfg.bn_recompute_batches)  # as the train stage validates
             probabilities = model.predict(val_data, verbose=0)["emotion"]
         return Outcome(macro_f1(val_labels, probabilities, len(params.classes)), budget.cut_short)
