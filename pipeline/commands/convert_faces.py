@@ -51,7 +51,7 @@ def main(params: Params, args: argparse.Namespace) -> None:
     classes = None
     if args.classes is not None:
         classes = {c.strip() for c in args.classes.split(",") if c.strip()}
-        ours = set(public.FER2013_LABELS.values())
+        ours = set(public.CLASSES)
         if not classes or classes - ours:
             raise OptionError(f"--classes {args.classes}: some of {', '.join(sorted(ours))}")
     missed: list[str] = []

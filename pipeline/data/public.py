@@ -26,6 +26,8 @@ from pipeline import atomic
 from pipeline.config import UserError
 from pipeline.data import faces, images, links
 
+# the study's six classes, the folder names every converter here writes
+CLASSES = ("joy", "sadness", "fear", "anger", "surprise", "natural")
 # FER2013's `emotion` column: 0 angry, 1 disgust, 2 fear, 3 happy, 4 sad, 5 surprise, 6 neutral
 FER2013_LABELS = {0: "anger", 2: "fear", 3: "joy", 4: "sadness", 5: "surprise", 6: "natural"}
 # the folder names of FER2013's image-folder copies (train/<emotion>/, test/<emotion>/)

@@ -149,3 +149,10 @@ def test_the_default_test_subjects_are_a_fifth_at_least_three_by_seed(tmp_path):
     chosen = done.stdout.split("Test subjects (seed 42): ")[1].splitlines()[0].split(", ")
     assert done.returncode == 0, done.stderr
     assert len(chosen) == 4 and set(chosen) <= {f"{s:02d}" for s in range(1, 21)}
+
+
+def test_every_dataset_maps_onto_the_study_classes_that_the_params_name(params):
+    """The converters write the folders of public.CLASSES, which --classes checks against: the sample's classes."""
+    assert list(public.CLASSES) == params.classes
+    for table in (public.FER2013_LABELS, public.FOLDERS, public.JAFFE_CODES, public.TAIWANESE_CODES):
+        assert set(table.values()) == set(public.CLASSES)
