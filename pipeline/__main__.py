@@ -32,6 +32,7 @@ COMMANDS = {
     "tune": Command("pipeline.stages.tune", "stage: search one model's hyperparameters"),
     "train": Command("pipeline.stages.train", "stage: two-phase training of one model"),
     "evaluate": Command("pipeline.stages.evaluate", "stage: every model and the ensemble on the Test split"),
+    "repro": Command("pipeline.commands.repro", "dvc repro with independent stages side by side (--jobs)"),
     "predict": Command("pipeline.commands.predict", "emotions of the faces in images, folders and videos"),
     "export": Command("pipeline.commands.export", "a trained model as a SavedModel or TFLite file"),
     "promote": Command("pipeline.commands.promote", "the promotion gate: champion against challenger"),
