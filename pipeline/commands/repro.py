@@ -37,6 +37,12 @@ class StageFailed(UserError, RuntimeError):
     """A stage's `dvc repro` exited non-zero (its own output says why)."""
 
 
+class Interrupted(UserError):
+    """Ctrl-C: the stages running were stopped (DVC records none of them; a training resumes where it stopped)."""
+
+    exit_code = 130
+
+
 @dataclass
 class Graph:
     """Stages in DVC's order, and for each the stages whose outputs it reads."""
@@ -54,7 +60,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(params: Params, args: argparse.Namespace) -> None:
     dvc = args.dvc or _default_dvc()
-    run(graph(dvc), dvc, args.jobs)
+    try:
+        run(graph(dvc), dvc, args.jobs)
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted: the stages that were running stopped; run it again to go on") from None
 
 
 def graph(dvc: str) -> Graph:
