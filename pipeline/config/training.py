@@ -42,6 +42,10 @@ class TrainConfig(Strict):
     # mixup: each training image blended with another of its batch, with a share drawn from Beta(mixup, mixup)
     # (pipeline/data/tfdata.py); 0: no blending
     mixup: Annotated[float, within(0)]
+    # each training image, anew every epoch: mirrored left to right (half of them), and moved by up to random_shift of
+    # its side each way, the edge reflected (pipeline/data/tfdata.py jitter); false and 0: as augment wrote it
+    random_flip: bool
+    random_shift: Annotated[float, within(0, 0.4)]
     mixed_precision: bool
     xla: bool
     run_eagerly: bool

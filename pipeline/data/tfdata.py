@@ -96,6 +96,42 @@ def mixup(ds: tf.data.Dataset, alpha: float, seed: int) -> tf.data.Dataset:
     return tf.data.Dataset.zip(seed_pairs, ds).map(blend, AUTOTUNE).prefetch(AUTOTUNE)
 
 
+def jitter(ds: tf.data.Dataset, flip: bool, shift: float, seed: int) -> tf.data.Dataset:
+    """``ds`` (batches of ``labelled``) with each image mirrored left to right (half of them, when ``flip``) and
+    moved by a whole number of pixels, up to ``shift`` of its side each way, vertically and horizontally (the edge
+    reflected into the gap). The U-Net's reconstruction target is the moved image. The draws come from ``seed``
+    (a stream of their own, apart from ``mixup``'s) and change every epoch, the same in every run. Neither: ``ds`` as
+    it is."""
+    if not flip and shift <= 0:
+        return ds
+
+    def move(seed_pair, batch):
+        images, y, w = batch
+        n = tf.shape(images)[0]
+        seeds = tf.random.experimental.stateless_split(tf.random.experimental.stateless_fold_in(seed_pair, 1), 2)
+        if flip:
+            mirrored = tf.random.stateless_uniform([n], seeds[0]) < 0.5
+            images = tf.where(mirrored[:, None, None, None], tf.reverse(images, axis=[2]), images)
+        height, width = images.shape[1], images.shape[2]
+        pad = round(shift * min(height, width))
+        if pad > 0:
+            padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
+            corner = tf.random.stateless_uniform([n, 2], seeds[1], minval=0, maxval=2 * pad + 1, dtype=tf.int32)
+            corner = tf.cast(corner, tf.float32)
+            # crop_and_resize samples row y1 * (H' - 1) + i * (y2 - y1) * (H' - 1) / (H - 1): with these boxes,
+            # exactly the rows (and columns) corner + i of the padded batch, so no pixel is interpolated
+            last = tf.constant([height - 1, width - 1], tf.float32)
+            span = tf.constant([height + 2 * pad - 1, width + 2 * pad - 1], tf.float32)
+            boxes = tf.concat([corner / span, (corner + last) / span], axis=1)
+            images = tf.image.crop_and_resize(padded, boxes, tf.range(n), [height, width])
+        if "reconstruction" in y:
+            y = {**y, "reconstruction": images}
+        return images, y, w
+
+    seed_pairs = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    return tf.data.Dataset.zip(seed_pairs, ds).map(move, AUTOTUNE).prefetch(AUTOTUNE)
+
+
 def image_files(paths: list[str], image_size: int) -> tf.data.Dataset:
     """Preprocessed images decoded from files (PNG or JPEG), resized to ``image_size`` where they differ."""
 

@@ -161,6 +161,14 @@ def phase_runner(model: keras.Model) -> keras.Model:
     return keras.Model(model.input, model.output, name=model.name)
 
 
+def optimizer_data(train: tf.data.Dataset, cfg: TrainConfig, seed: int) -> tf.data.Dataset:
+    """The batches the optimizer steps on: ``train`` mirrored and moved (``cfg.random_flip``, ``cfg.random_shift``),
+    then blended (``cfg.mixup``), with draws from ``seed`` that change every epoch; ``train`` itself when all are off.
+    What the train stage and a tuning trial both fit on."""
+    moved = tfdata.jitter(train, cfg.random_flip, cfg.random_shift, seed)
+    return tfdata.mixup(moved, cfg.mixup, seed)
+
+
 def fit(
     model: keras.Model,
     cfg: TrainConfig,
@@ -171,8 +179,8 @@ def fit(
     seed: int = 0,
 ) -> list[dict]:
     """Run the phases not yet finished; return the history (one dict per epoch) over all phases. The optimizer steps
-    on ``train`` blended by ``cfg.mixup`` (draws from ``seed``); the BatchNormalization statistics are recomputed on
-    ``train`` as it is, the images that inference sees."""
+    on ``optimizer_data(train, cfg, seed)``; the BatchNormalization statistics are recomputed on ``train`` as it is,
+    the images that inference sees."""
     history = callbacks.load_history(state)
     offset = 0
     for phase in phases(cfg):
@@ -186,7 +194,7 @@ def fit(
             compile_model(runner, cfg, phase.learning_rate, phase.epochs * steps_per_epoch(train))
             build_training_state(runner)
             runner.fit(
-                tfdata.mixup(train, cfg.mixup, seed),
+                optimizer_data(train, cfg, seed),
                 validation_data=val,
                 initial_epoch=offset,
                 epochs=offset + phase.epochs,

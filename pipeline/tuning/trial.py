@@ -20,7 +20,6 @@ import keras
 
 from pipeline import config
 from pipeline.config import Params, TrainConfig
-from pipeline.data import tfdata
 from pipeline.models import build
 from pipeline.training import batchnorm, loop, runtime
 from pipeline.training.metrics import macro_f1
@@ -46,6 +45,8 @@ READS = (
     "bn_recompute_batches",
     "lr_schedule",
     "mixup",
+    "random_flip",
+    "random_shift",
     "unet",
 )
 # ...and those it does not: the epochs come from the tune budget, and a trial fits without the train stage's early
@@ -117,7 +118,7 @@ def objective(params: Params, name: str, data: Path) -> Objective:
                 loop.compile_model(model, cfg, phase.learning_rate, phase.epochs * loop.steps_per_epoch(train_data))
                 loop.build_training_state(model)
                 model.fit(
-                    tfdata.mixup(train_data, cfg.mixup, params.seed),
+                    loop.optimizer_data(train_data, cfg, params.seed),
                     epochs=phase.epochs,
                     shuffle=False,
                     verbose=2,
