@@ -17,6 +17,7 @@ memory: use --jobs 1, or `dvc repro`, there.
 from __future__ import annotations
 
 import argparse
+import queue
 import re
 import shutil
 import subprocess
@@ -100,8 +101,7 @@ def run(stages: Graph, dvc: str, jobs: int) -> None:
     running: dict[str, subprocess.Popen] = {}
     succeeded: set[str] = set()
     failed: dict[str, int] = {}
-    finished = threading.Condition()
-    ended: list[str] = []
+    ended: queue.SimpleQueue[str] = queue.SimpleQueue()  # each stage's name once its output is all relayed
     try:
         while waiting or running:
             while not failed and len(running) < jobs:
@@ -109,12 +109,10 @@ def run(stages: Graph, dvc: str, jobs: int) -> None:
                 if ready is None:
                     break
                 waiting.remove(ready)
-                running[ready] = _start(dvc, ready, jobs > 1, finished, ended)
+                running[ready] = _start(dvc, ready, jobs > 1, ended)
             if not running:
                 break  # a failure (nothing more starts), or stages whose upstream can never succeed
-            with finished:
-                finished.wait_for(lambda: ended)
-                name = ended.pop(0)
+            name = ended.get()
             code = running.pop(name).wait()
             if code == 0:
                 succeeded.add(name)
@@ -133,7 +131,7 @@ def run(stages: Graph, dvc: str, jobs: int) -> None:
         raise StageFailed(f"dvc repro failed in {names}{left}")
 
 
-def _start(dvc: str, name: str, prefixed: bool, finished: threading.Condition, ended: list[str]) -> subprocess.Popen:
+def _start(dvc: str, name: str, prefixed: bool, ended: queue.SimpleQueue[str]) -> subprocess.Popen:
     process = subprocess.Popen(
         [dvc, "--wait-for-lock", "repro", "--single-item", name],
         stdout=subprocess.PIPE,
@@ -149,10 +147,7 @@ def _start(dvc: str, name: str, prefixed: bool, finished: threading.Condition, e
             with _OUTPUT:
                 sys.stdout.write(f"{name} | {line}" if prefixed else line)
                 sys.stdout.flush()
-        process.wait()
-        with finished:
-            ended.append(name)
-            finished.notify()
+        ended.put(name)
 
     threading.Thread(target=relay, name=f"repro {name}", daemon=True).start()
     return process
