@@ -24,6 +24,9 @@ class TrainConfig(Strict):
     optimizer: Literal["adam", "sgd"]
     learning_rate: Annotated[float, within(0, above=True)]
     momentum: Fraction
+    # decoupled weight decay: every step each kernel shrinks by learning rate x weight_decay (biases and
+    # BatchNormalization's scales and offsets are left alone); 0: none
+    weight_decay: Annotated[float, within(0)]
     batch_size: Count
     epochs: Count
     finetune_epochs: Annotated[int, within(0)]

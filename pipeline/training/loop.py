@@ -19,6 +19,10 @@ from pipeline.data import tfdata
 from pipeline.models.backbone import backbone_layers
 from pipeline.training import callbacks
 
+# variable names (Keras' short names) that weight decay leaves alone: the offsets of every layer and
+# BatchNormalization's scale and offset, which set a unit's level rather than carry a pattern
+NO_DECAY = ("bias", "gamma", "beta")
+
 
 @dataclasses.dataclass(frozen=True)
 class Phase:
@@ -69,10 +73,13 @@ def steps_per_epoch(data: tf.data.Dataset) -> int:
 def compile_model(model: keras.Model, cfg: TrainConfig, learning_rate: float, steps: int = 0) -> None:
     """Compile for a phase of ``steps`` optimizer steps (only ``lr_schedule: cosine`` reads it)."""
     rate = schedule(cfg, learning_rate, steps)
+    decay = cfg.weight_decay or None  # None: Keras skips the decay step altogether, as before the option existed
     if cfg.optimizer == "sgd":
-        optimizer = keras.optimizers.SGD(rate, momentum=cfg.momentum)
+        optimizer = keras.optimizers.SGD(rate, momentum=cfg.momentum, weight_decay=decay)
     else:
-        optimizer = keras.optimizers.Adam(rate)
+        optimizer = keras.optimizers.Adam(rate, weight_decay=decay)
+    if decay:
+        optimizer.exclude_from_weight_decay(var_names=list(NO_DECAY))
     loss = {"emotion": keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)}
     weights = {"emotion": 1.0}
     if cfg.unet is not None:

@@ -34,6 +34,7 @@ READS = (
     "optimizer",
     "learning_rate",
     "momentum",
+    "weight_decay",
     "batch_size",
     "finetune_learning_rate",
     "unfreeze_top_layers",
