@@ -8,6 +8,7 @@ import importlib
 import os
 import shutil
 import sys
+import warnings
 from collections.abc import Iterator, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -133,6 +134,22 @@ def device_logged(tensorflow_before: bool) -> Iterator[None]:
             log_device()
 
 
+def load_params(path: str) -> Params:
+    """params.yaml, its notes (``ConfigWarning``: e.g. an alias of a removed class) printed as one plain line each,
+    ``note: ...``, rather than as a Python warning with its source line; any other warning as Python shows it."""
+    from pipeline import config
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", config.ConfigWarning)
+        params = config.load(path)
+    for w in caught:
+        if issubclass(w.category, config.ConfigWarning):
+            print(f"note: {w.message}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+    return params
+
+
 def main(argv: list[str] | None = None) -> int:
     refused = refuse_unwanted_stage()
     if refused:
@@ -145,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline import config
 
     try:
-        params = config.load(args.params)
+        params = load_params(args.params)
         with device_logged(tensorflow_before):
             execute(params, args, commands)
     except (config.UserError, FileNotFoundError) as exc:

@@ -110,14 +110,6 @@ def make(root: Path, overrides: dict | None = None, raw_data: Path | None = None
     return root
 
 
-def reproduce(root: Path) -> Path:
-    """Run the whole pipeline (`dvc repro`) in workspace ``root`` and commit the result, so diffs compare against it."""
-    dvc(root, "repro")
-    sh(root, "git", "add", "-A")
-    sh(root, "git", "commit", "-qm", "dvc repro")
-    return root
-
-
 def copy(src: Path, dest: Path) -> Path:
     """A private copy of workspace ``src`` (git history, DVC cache and outputs included) that a test may change."""
     shutil.copytree(src, dest, symlinks=True)

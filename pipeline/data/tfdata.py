@@ -58,6 +58,13 @@ def labelled(
     return ds.batch(batch_size).map(_targets(num_classes, reconstruction, weights), AUTOTUNE).prefetch(AUTOTUNE)
 
 
+def _per_batch(ds: tf.data.Dataset, fn, seed: int) -> tf.data.Dataset:
+    """``fn(seed_pair, batch)`` over the batches of ``ds``, each batch with a stateless seed pair of its own, drawn
+    from ``seed`` anew every epoch and the same in every run."""
+    seed_pairs = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    return tf.data.Dataset.zip(seed_pairs, ds).map(fn, AUTOTUNE).prefetch(AUTOTUNE)
+
+
 def mixup(ds: tf.data.Dataset, alpha: float, seed: int) -> tf.data.Dataset:
     """``ds`` (batches of ``labelled``) with each image blended into another of its batch (mixup, Zhang et al. 2018).
 
@@ -92,8 +99,7 @@ def mixup(ds: tf.data.Dataset, alpha: float, seed: int) -> tf.data.Dataset:
         w = {**w, "emotion": mix(w["emotion"])}
         return images, y, w
 
-    seed_pairs = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-    return tf.data.Dataset.zip(seed_pairs, ds).map(blend, AUTOTUNE).prefetch(AUTOTUNE)
+    return _per_batch(ds, blend, seed)
 
 
 def jitter(ds: tf.data.Dataset, flip: bool, shift: float, seed: int) -> tf.data.Dataset:
@@ -128,8 +134,7 @@ def jitter(ds: tf.data.Dataset, flip: bool, shift: float, seed: int) -> tf.data.
             y = {**y, "reconstruction": images}
         return images, y, w
 
-    seed_pairs = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-    return tf.data.Dataset.zip(seed_pairs, ds).map(move, AUTOTUNE).prefetch(AUTOTUNE)
+    return _per_batch(ds, move, seed)
 
 
 def image_files(paths: list[str], image_size: int) -> tf.data.Dataset:

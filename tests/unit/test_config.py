@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+import yaml
 
 from pipeline import config
 from pipeline.data.classes import normalise
@@ -78,3 +79,22 @@ def test_an_alias_of_a_class_no_longer_listed_is_ignored_with_a_note():
         params = config.from_dict(workspace.profile_params(), {"classes": classes})
     assert "neutral" not in params.class_aliases and params.class_aliases["happy"] == "joy"
     assert normalise("neutral", params.classes, params.class_aliases) is None  # validate: matches no class
+
+
+def test_the_cli_prints_that_note_as_one_plain_line(tmp_path, capsys):
+    """What a 5-class run shows in every stage: the note alone, not a Python warning with its source line."""
+    from pipeline.__main__ import main as cli
+
+    raw = {**workspace.profile_params(), "classes": ["joy", "sadness", "fear", "anger", "surprise"]}
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    outs = [f"--{o}={tmp_path / o}" for o in ("manifest", "metrics", "report")]
+    assert cli(["--params", str(path), "validate", f"--raw={tmp_path / 'missing'}", *outs]) == 1
+    err = capsys.readouterr().err.splitlines()
+    notes = [line for line in err if "class_aliases" in line]
+    assert notes and all(line.startswith("note: params: class_aliases.") and "is ignored" in line for line in notes), (
+        err
+    )
+    assert "note: params: class_aliases.neutral: 'natural' is not one of classes" in err[0]
+    assert not any("warn" in line.lower() for line in err), err
+    assert err[-1].startswith("error: ") and "missing" in err[-1]
