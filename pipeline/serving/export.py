@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from pipeline import atomic
 from pipeline.config import Params
+from pipeline.models.backbone import backbone_layers
 from pipeline.serving import ensemble, inference
 
 
@@ -97,6 +98,16 @@ def tflite(model: keras.Model | Sequence[keras.Model], out: Path, tta: Sequence[
 def tflite_from_savedmodel(saved: Path, out: Path) -> None:
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
     atomic.write_bytes(out, converter.convert())
+
+
+def backbone_weights(model: keras.Model, out: Path) -> None:
+    """The weights of ``model``'s InceptionResNetV2 layers (head and decoder left out) as the file that
+    ``keras.applications.InceptionResNetV2(weights=...)`` loads: ``train.<model>.weights`` of another training, of
+    either architecture and at any image size (no backbone weight depends on the size). ``out`` ends with
+    ``.weights.h5``."""
+    base = keras.Model(model.inputs[0], backbone_layers(model)[-1].output, name="inception_resnet_v2")
+    with atomic.target(out) as tmp:
+        base.save_weights(tmp)
 
 
 def metadata(params: Params, name: str, fmt: str) -> dict:

@@ -137,3 +137,33 @@ def test_ensemble_metadata_names_its_members_and_tta():
     assert meta["members"] == params.evaluate.ensemble == ["irv2", "irv2_unet"]
     assert meta["tta"] == params.evaluate.tta
     assert export.metadata(params, "irv2", "tflite")["members"] == ["irv2"]
+
+
+@pytest.mark.parametrize("name", ["irv2", "irv2_unet"])
+def test_backbone_weights_load_into_a_fresh_inception_resnet_v2_at_any_size(name, tmp_path):
+    """`export --format backbone`: the file that train.<model>.weights reads gives a new InceptionResNetV2 (of this
+    size or another) exactly the trained model's backbone weights, BatchNormalization statistics included."""
+    from pipeline.models.backbone import backbone_layers, inception_resnet_v2
+
+    model = tiny_models.model(name)
+    out = tmp_path / "backbone.weights.h5"
+    export.backbone_weights(model, out)
+    trained = [w for layer in backbone_layers(model) for w in layer.get_weights()]
+    for size in (75, 107):
+        fresh = inception_resnet_v2(size, str(out))
+        loaded = [w for layer in fresh.layers for w in layer.get_weights()]
+        assert len(loaded) == len(trained) > 400
+        for a, b in zip(loaded, trained, strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["backbone.weights.h5"]  # no temporary file left
+
+
+def test_a_backbone_export_names_one_model_and_a_weights_file(tmp_path):
+    from pipeline.commands import export as export_command
+    from pipeline.config import UsageError
+
+    params = tiny_models.params()
+    with pytest.raises(UsageError, match=r"--format backbone exports one model's backbone: name a model, not ensemble"):
+        export_command.backbone(params, ensemble.NAME, [], None)
+    with pytest.raises(UsageError, match=r"must end with \.weights\.h5"):
+        export_command.backbone(params, "irv2", [tmp_path / "model.keras"], tmp_path / "backbone.h5")
