@@ -8,6 +8,7 @@ object, and refuses the file past MAX_NODES, in a few milliseconds.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,13 @@ class BoundedLoader(yaml.SafeLoader):
                 "write the values out, or use fewer aliases"
             )
         return super().construct_document(node)
+
+
+# YAML 1.2 (DVC's reader) takes 1e-05 for a number; PyYAML's 1.1 rules want a dot (1.0e-05) and make it a string.
+# `dvc exp run -S train.irv2.learning_rate=0.00001` writes 1e-05, so we read such a scalar as DVC does: a float.
+BoundedLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789")
+)
 
 
 def load(path: Path, loader: type[BoundedLoader] = BoundedLoader) -> Any:

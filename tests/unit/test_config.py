@@ -98,3 +98,16 @@ def test_the_cli_prints_that_note_as_one_plain_line(tmp_path, capsys):
     assert "note: params: class_aliases.neutral: 'natural' is not one of classes" in err[0]
     assert not any("warn" in line.lower() for line in err), err
     assert err[-1].startswith("error: ") and "missing" in err[-1]
+
+
+def test_a_number_as_dvc_writes_it_is_read_as_dvc_reads_it(tmp_path):
+    """`dvc exp run -S train.irv2.learning_rate=0.00001` writes `1e-05`: a number in YAML 1.2 (DVC), a string in
+    PyYAML's YAML 1.1. params.yaml is read as DVC reads it; a quoted one stays a string, and is refused."""
+    text = (workspace.REPO / "params.yaml").read_text()
+    assert "    learning_rate: 0.001\n" in text
+    path = tmp_path / "params.yaml"
+    path.write_text(text.replace("    learning_rate: 0.001\n", "    learning_rate: 1e-05\n", 1))
+    assert config.load(path).train["irv2"].learning_rate == 1e-05
+    path.write_text(text.replace("    learning_rate: 0.001\n", "    learning_rate: '1e-05'\n", 1))
+    with pytest.raises(config.ConfigError, match=r"train.irv2.learning_rate: expected a number, got '1e-05'"):
+        config.load(path)

@@ -53,7 +53,7 @@ CASES = [
     ("train.irv2.dropout", 1.5, "train.irv2.dropout: 1.5 is outside [0, 1)"),
     ("train.irv2.learning_rate", -0.1, "train.irv2.learning_rate: -0.1 is not above 0 (allowed: > 0)"),
     ("train.irv2.learning_rate", float("nan"), "train.irv2.learning_rate: nan is not a finite number"),
-    ("train.irv2.learning_rate", "1e-3", "train.irv2.learning_rate: expected a number, got '1e-3'"),
+    ("train.irv2.learning_rate", "0.001 or so", "train.irv2.learning_rate: expected a number, got '0.001 or so'"),
     ("train.irv2.learnin_rate", 0.1, "train.irv2.learnin_rate: unknown key (did you mean 'learning_rate'?)"),
     ("train.irv2.momentum", 1, "train.irv2.momentum: 1.0 is outside [0, 1)"),
     ("train.irv2.label_smoothing", -0.1, "train.irv2.label_smoothing: -0.1 is outside [0, 1)"),
