@@ -40,8 +40,25 @@ def search_key(params: Params, name: str, index_file: Path) -> str:
 
 
 def baseline(params: Params, name: str) -> dict[str, Any]:
-    """train.<model>'s own values of the space: the first trial of every search, and the whole of no search."""
+    """train.<model>'s own values of the space, each brought into its dimension: the first trial of every search."""
     return space.baseline(space.dimensions(params.tune.space), params.train[name])
+
+
+def as_set(params: Params, name: str) -> dict[str, Any]:
+    """train.<model>'s own values of the space's keys exactly as set: the whole of no search (train applies
+    hparams.json over train.<model>, so a value outside the space must not be brought into it there)."""
+    cfg = params.train[name]
+    return {d.name: getattr(cfg, d.name) for d in space.dimensions(params.tune.space)}
+
+
+def moved_into_space(params: Params, name: str) -> list[str]:
+    """What a search's first trial changes of train.<model> to bring it into tune.space: one line per key."""
+    first, own = baseline(params, name), as_set(params, name)
+    return [
+        f"train.{name}.{key}: {own[key]!r} is outside tune.space.{key}, so the search's first trial uses {first[key]!r}"
+        for key in own
+        if first[key] != own[key]
+    ]
 
 
 def run(params: Params, name: str, data: Path, root: Path, objective: trial.Objective | None) -> list[Record]:
@@ -70,7 +87,7 @@ def write_outputs(
     """Write the stage's outputs; the best trial (None without a search, whose hparams are the baseline)."""
     searched = params.tune.algorithm != NO_SEARCH
     best = records.best(found) if searched else None
-    hparams = best.hparams if best else baseline(params, name)
+    hparams = best.hparams if best else as_set(params, name)
     atomic.write_json(hparams_path, hparams)
     metrics: dict[str, Any] = {"algorithm": params.tune.algorithm, "objective": "val_macro_f1"}
     if best:
@@ -102,10 +119,13 @@ def main(params: Params, args: argparse.Namespace) -> None:
     if params.tune.algorithm != NO_SEARCH:
         from pipeline.tuning import trial
 
+        for line in moved_into_space(params, name):
+            print(f"note: {line}")
+
         objective = trial.objective(params, name, args.data)
     found = run(params, name, args.data, args.dir, objective)
     best = write_outputs(params, name, found, args.hparams, args.metrics, args.plot, time.monotonic() - started)
     if best is None:
-        print(f"tune {name}: no search (tune.algorithm none); train.{name} as set: {baseline(params, name)}")
+        print(f"tune {name}: no search (tune.algorithm none); train.{name} as set: {as_set(params, name)}")
         return
     print(f"tune {name}: best validation macro F1 {best.objective:.3f} (trial {best.trial_id}) with {best.hparams}")

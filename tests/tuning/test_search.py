@@ -196,6 +196,25 @@ def test_algorithm_none_writes_the_baseline_without_a_trial(raw_params, data, tm
     hparams = json.loads(out["hparams.json"])
     assert hparams == space.baseline(space.dimensions(params.tune.space), params.train[name])
     assert hparams["dropout"] == 0.45
+    assert tune.moved_into_space(params, name) == []
+
+
+@pytest.mark.parametrize("name", ["irv2", "irv2_unet"])
+def test_algorithm_none_keeps_a_value_outside_the_space_as_set(raw_params, data, tmp_path, name):
+    """train applies hparams.json over train.<model>: without a search nothing may be brought into the space (a
+    learning rate of 1e-05 under a space from 1e-4 stays 1e-05), while a search's first trial must, and says so."""
+    raw = copy.deepcopy(raw_params)
+    raw["train"][name] |= {"learning_rate": 1e-05, "unfreeze_top_layers": 10000}
+    raw["tune"]["algorithm"] = "none"
+    params = config.from_dict(raw)
+    assert params.tune.space["learning_rate"].low > 1e-05
+    best, out = outputs(params, tune.run(params, name, data, tmp_path / "tuner", FakeObjective()), tmp_path, name)
+    hparams = json.loads(out["hparams.json"])
+    assert hparams["learning_rate"] == 1e-05 and hparams["unfreeze_top_layers"] == 10000
+    assert space.baseline(space.dimensions(params.tune.space), params.train[name])["learning_rate"] > 1e-05
+    notes = tune.moved_into_space(params, name)
+    assert f"train.{name}.learning_rate: 1e-05 is outside tune.space.learning_rate" in notes[0]
+    assert any(n.startswith(f"train.{name}.unfreeze_top_layers: 10000 is outside") for n in notes), notes
     metrics = json.loads(out["metrics.json"])
     assert metrics["algorithm"] == "none" and metrics["best_hparams"] == hparams
     assert (metrics["trials"], metrics["trials_cut_short"], metrics["failed_trials"]) == (0, 0, 0)
