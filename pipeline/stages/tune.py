@@ -84,7 +84,7 @@ def write_outputs(
     plot_path: Path,
     seconds: float,
 ) -> Record | None:
-    """Write the stage's outputs; the best trial (None without a search, whose hparams are the baseline)."""
+    """Write the stage's outputs; the best trial (None without a search, whose hparams are train.<model> as set)."""
     searched = params.tune.algorithm != NO_SEARCH
     best = records.best(found) if searched else None
     hparams = best.hparams if best else as_set(params, name)

@@ -197,6 +197,11 @@ def test_algorithm_none_writes_the_baseline_without_a_trial(raw_params, data, tm
     assert hparams == space.baseline(space.dimensions(params.tune.space), params.train[name])
     assert hparams["dropout"] == 0.45
     assert tune.moved_into_space(params, name) == []
+    metrics = json.loads(out["metrics.json"])
+    assert metrics["algorithm"] == "none" and metrics["best_hparams"] == hparams
+    assert (metrics["trials"], metrics["trials_cut_short"], metrics["failed_trials"]) == (0, 0, 0)
+    assert "best_objective" not in metrics and metrics["seconds_per_trial"] is None
+    assert out["plot.csv"].splitlines() == [",".join(records.columns(list(params.tune.space)))]
 
 
 @pytest.mark.parametrize("name", ["irv2", "irv2_unet"])
@@ -215,11 +220,7 @@ def test_algorithm_none_keeps_a_value_outside_the_space_as_set(raw_params, data,
     notes = tune.moved_into_space(params, name)
     assert f"train.{name}.learning_rate: 1e-05 is outside tune.space.learning_rate" in notes[0]
     assert any(n.startswith(f"train.{name}.unfreeze_top_layers: 10000 is outside") for n in notes), notes
-    metrics = json.loads(out["metrics.json"])
-    assert metrics["algorithm"] == "none" and metrics["best_hparams"] == hparams
-    assert (metrics["trials"], metrics["trials_cut_short"], metrics["failed_trials"]) == (0, 0, 0)
-    assert "best_objective" not in metrics and metrics["seconds_per_trial"] is None
-    assert out["plot.csv"].splitlines() == [",".join(records.columns(list(params.tune.space)))]
+    assert best is None and json.loads(out["metrics.json"])["best_hparams"] == hparams
 
 
 @pytest.mark.parametrize("algorithm", ["hyperband", "evolutionary"])
