@@ -166,7 +166,9 @@ def main(argv: list[str] | None = None) -> int:
         with device_logged(tensorflow_before):
             execute(params, args, commands)
     except (config.UserError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        from pipeline.data.links import printable  # a file name's escape sequences reach no terminal
+
+        print(f"error: {printable(str(exc), keep=chr(10))}", file=sys.stderr)
         return getattr(exc, "exit_code", 1)  # the promotion gate's errors carry their own (pipeline/release/gate.py)
     return 0
 

@@ -18,7 +18,7 @@ import random
 from pathlib import Path
 
 from pipeline.config import OptionError, Params
-from pipeline.data import public
+from pipeline.data import links, public
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,6 +48,7 @@ def main(params: Params, args: argparse.Namespace) -> None:
         raise OptionError(f"--per-class {args.per_class}: give a whole number of at least 1")
     if not args.source.exists():
         raise OptionError(f"{args.source}: no such file or folder")
+    links.keep_apart({"--out": args.out}, {"the source": args.source})  # --out is replaced whole
     classes = None
     if args.classes is not None:
         classes = {c.strip() for c in args.classes.split(",") if c.strip()}

@@ -19,7 +19,8 @@ import argparse
 from pathlib import Path
 
 from pipeline import atomic
-from pipeline.config import Params, UsageError
+from pipeline.config import OptionError, Params, UsageError
+from pipeline.data import links
 from pipeline.release import registry
 from pipeline.serving import ensemble, export, inference, lite
 
@@ -46,6 +47,7 @@ def main(params: Params, args: argparse.Namespace) -> None:
         return
     default = Path("exports") / name / ("savedmodel" if args.format == "savedmodel" else "model.tflite")
     out = args.out or default
+    refuse_overwrites(out, args.format, model_files, lite.metadata_file(out))
     models = [inference.load_model(f) for f in model_files]
     for model in models:
         inference.check(model, params.image_size, params.classes)
@@ -60,7 +62,29 @@ def backbone(params: Params, name: str, model_files: list[Path], out: Path | Non
     out = out or Path("exports") / name / f"{BACKBONE}{WEIGHTS_SUFFIX}"
     if not out.name.endswith(WEIGHTS_SUFFIX):
         raise UsageError(f"--out {out}: a backbone's weights file must end with {WEIGHTS_SUFFIX}")
+    refuse_overwrites(out, BACKBONE, model_files)
     model = inference.load_model(model_files[0])
     inference.check(model, params.image_size, params.classes)
     export.backbone_weights(model, out)
     print(f"export {name}: its InceptionResNetV2 weights written to {out} (train.<model>.weights: {out})")
+
+
+def refuse_overwrites(out: Path, form: str, model_files: list[Path], *beside: Path) -> None:
+    """OptionError before any work when writing ``out`` (or a file ``beside`` it) would replace a model file it
+    reads, or a folder or file that is not an export of this form: a SavedModel replaces its folder whole."""
+    for written in (out, *beside):
+        for model_file in model_files:
+            links.keep_apart(
+                {"--out" if written == out else "its metadata file": written}, {"the model file": model_file}
+            )
+    if not out.exists():
+        return
+    if form == "savedmodel":
+        if out.is_dir() and (not any(out.iterdir()) or (out / "saved_model.pb").is_file()):
+            return  # empty, or an earlier export: replaced as asked
+        raise OptionError(
+            f"--out {out}: exists and is not a SavedModel; the export replaces its --out whole, so give a new folder "
+            f"or an earlier export's"
+        )
+    if out.is_dir():
+        raise OptionError(f"--out {out}: is a folder; give the file name of the {form} export")

@@ -67,6 +67,13 @@ def refuse_overwrites(
     if annotate is None:
         return
     copies = {((annotate / f.name).parent, f.name.name, f.kind): f.path for f in found if f.kind in ("image", "video")}
+    root = annotate.resolve()
+    for folder in sorted({folder for folder, _, _ in copies}):
+        if not folder.resolve().is_relative_to(root):  # a folder of the same name there links elsewhere
+            raise OptionError(
+                f"--annotate {annotate}: {folder} leads outside it through a symbolic link; annotated copies are "
+                f"never written through one: remove the link or give another folder"
+            )
     for folder in {folder for folder, _, _ in copies}:
         if not folder.is_dir():
             continue

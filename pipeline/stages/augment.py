@@ -14,9 +14,9 @@ import pandas as pd
 
 from pipeline import atomic
 from pipeline.config import Params
-from pipeline.data import faces, shape
+from pipeline.data import faces, links, shape
 from pipeline.data.images import write_png
-from pipeline.data.split import train_val_split
+from pipeline.data.split import SplitError, train_val_split
 from pipeline.data.transforms import augment
 
 
@@ -26,6 +26,19 @@ def _target(size: int, counts: pd.Series, params: Params) -> int:
     cfg = params.augment
     target = {"majority": int(counts.max()), "none": size}.get(cfg.target, cfg.target)
     return min(target, cfg.cap_majority) if cfg.cap_majority else target
+
+
+def known_labels(manifest: pd.DataFrame, path: Path, params: Params) -> pd.DataFrame:
+    """``manifest`` as validate wrote it, or SplitError naming the first row whose label is not a class of params
+    (a manifest edited by hand, or written for other classes)."""
+    unknown = manifest["label"].notna() & ~manifest["label"].isin(params.classes)
+    if unknown.any():
+        row = manifest[unknown].iloc[0]
+        raise SplitError(
+            f"{path}: {links.printable(str(row['path']))} has the label '{links.printable(str(row['label']))}', "
+            f"not one of classes {params.classes} ({int(unknown.sum())} such row(s)); run validate again"
+        )
+    return manifest
 
 
 def split(manifest: pd.DataFrame, params: Params) -> pd.DataFrame:
@@ -54,7 +67,11 @@ def plan(train: pd.DataFrame, params: Params) -> pd.DataFrame:
 
 
 def run(params: Params, manifest_path: Path, raw: Path, out: Path, metrics_path: Path, plot_path: Path) -> dict:
-    train = split(pd.read_csv(manifest_path), params)
+    # --out is replaced whole: given as (or around) the raw folder, it would delete the raw data
+    links.keep_apart(
+        {"--out": out, "--metrics": metrics_path, "--plot": plot_path}, {"--raw": raw, "--manifest": manifest_path}
+    )
+    train = split(known_labels(pd.read_csv(manifest_path), manifest_path, params), params)
     todo = plan(train, params)
     detector = faces.FaceDetector() if params.augment.face_crop else None
     picture = shape.rule(params.validate)

@@ -14,7 +14,7 @@ import pandas as pd
 
 from pipeline import atomic
 from pipeline.config import Params, UserError
-from pipeline.data import duplicates, shape, suite
+from pipeline.data import duplicates, links, shape, suite
 from pipeline.data import manifest as manifest_lib
 from pipeline.data.suite import Check
 
@@ -45,7 +45,9 @@ def failure_message(checks: list[Check], limit: int = 20) -> str:
         if check.success:
             continue
         lines.append(f"- {check.problem} [{check.name}], {len(check.findings)} case(s):")
-        lines += [f"    {finding}" for finding in check.findings[:limit]]
+        lines += [
+            f"    {links.printable(finding)}" for finding in check.findings[:limit]
+        ]  # one line each, whatever the name
         if len(check.findings) > limit:
             lines.append(f"    ... and {len(check.findings) - limit} more (see the report)")
     return "\n".join(lines)
@@ -84,6 +86,7 @@ def render_report(summary: dict, checks: list[Check]) -> str:
 
 
 def run(params: Params, raw: Path, manifest_path: Path, metrics_path: Path, report_path: Path) -> dict:
+    links.keep_apart({"--manifest": manifest_path, "--metrics": metrics_path, "--report": report_path}, {"--raw": raw})
     frame = manifest_lib.build(
         raw,
         params.classes,
