@@ -1,7 +1,8 @@
 """Atomic outputs: a reader (or an interrupted run) sees the old file or the new one, never half of one.
 
 A disk that cannot take the output (read-only, not writable, full) is one OutputError line naming the output, with
-the temporary files already removed: the old output, if any, is still whole.
+the temporary files already removed: the old output, if any, is still whole. An output given on top of an input (the
+same path, inside an input folder, or around one) is refused before any work (``keep_apart``).
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from pipeline.config.errors import UserError
+from pipeline.config.errors import OptionError, UserError
 
 
 class OutputError(UserError, OSError):
@@ -157,3 +158,54 @@ def directory(path: str | Path) -> Iterator[Path]:
             raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def overlap(written: str | Path, read: str | Path) -> str | None:
+    """How the output ``written`` meets the input ``read`` once both are resolved (links followed): "is", "is
+    inside" or "holds"; None when they are apart (or a link loop makes one unresolvable: its write will fail)."""
+    try:
+        out, source = Path(written).resolve(), Path(read).resolve()
+    except (OSError, RuntimeError):  # a link loop (RuntimeError before Python 3.13)
+        return None
+    if out == source:
+        return "is"
+    if out.is_relative_to(source):
+        return "is inside"
+    if source.is_relative_to(out):
+        return "holds"
+    return None
+
+
+def keep_apart(outputs: Mapping[str, str | Path], inputs: Mapping[str, str | Path]) -> None:
+    """OptionError, before any work, for an output that is an input, lies inside an input folder or holds one:
+    written, it would replace or add to what the command reads (a folder output is replaced whole, so ``augment
+    --out data/raw`` would delete the raw data). Keys name each path as the user gave it (an option)."""
+    for option, written in outputs.items():
+        for name, read in inputs.items():
+            how = overlap(written, read)
+            if how is None:
+                continue
+            shown = {p: f"{p} ({Path(p).resolve()})" if Path(p).resolve() != Path(p).absolute() else str(p)
+                     for p in (written, read)}  # fmt: skip
+            raise OptionError(
+                f"{option} {shown[written]}: {how} {name} {shown[read]}, which this command reads and never writes; "
+                f"give an output apart from it"
+            )
+
+
+def refuse_foreign(folder: str | Path, option: str, ours: Collection[str], command: str) -> None:
+    """OptionError, before any work, when ``folder`` (an output that ``command`` replaces whole) is a file, or a
+    folder holding anything but the entries ``ours`` that the command writes there itself: replacing it would delete
+    what someone else put there (``convert-faces --out data`` would take data/raw with it)."""
+    folder = Path(folder)
+    if not folder.exists():
+        return
+    if not folder.is_dir():
+        raise OptionError(f"{option} {folder}: is a file; give a folder (created if missing)")
+    foreign = sorted(entry.name for entry in folder.iterdir() if entry.name not in ours)
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise OptionError(
+            f"{option} {folder}: holds {shown}, which {command} did not write; it replaces its {option} whole, so "
+            f"give a new or empty folder, or one it wrote"
+        )

@@ -17,8 +17,9 @@ import argparse
 import random
 from pathlib import Path
 
+from pipeline import atomic
 from pipeline.config import OptionError, Params
-from pipeline.data import links, public
+from pipeline.data import public
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,7 +49,8 @@ def main(params: Params, args: argparse.Namespace) -> None:
         raise OptionError(f"--per-class {args.per_class}: give a whole number of at least 1")
     if not args.source.exists():
         raise OptionError(f"{args.source}: no such file or folder")
-    links.keep_apart({"--out": args.out}, {"the source": args.source})  # --out is replaced whole
+    atomic.keep_apart({"--out": args.out}, {"the source": args.source})  # --out is replaced whole
+    atomic.refuse_foreign(args.out, "--out", params.split_folders.values(), "convert-faces")
     classes = None
     if args.classes is not None:
         classes = {c.strip() for c in args.classes.split(",") if c.strip()}

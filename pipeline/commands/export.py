@@ -20,7 +20,6 @@ from pathlib import Path
 
 from pipeline import atomic
 from pipeline.config import OptionError, Params, UsageError
-from pipeline.data import links
 from pipeline.release import registry
 from pipeline.serving import ensemble, export, inference, lite
 
@@ -69,13 +68,21 @@ def backbone(params: Params, name: str, model_files: list[Path], out: Path | Non
     print(f"export {name}: its InceptionResNetV2 weights written to {out} (train.<model>.weights: {out})")
 
 
+SUFFIXES = {"tflite": ".tflite", BACKBONE: WEIGHTS_SUFFIX}  # what an earlier export of a file form is called
+
+
 def refuse_overwrites(out: Path, form: str, model_files: list[Path], *beside: Path) -> None:
-    """OptionError before any work when writing ``out`` (or a file ``beside`` it) would replace a model file it
-    reads, or a folder or file that is not an export of this form: a SavedModel replaces its folder whole."""
+    """OptionError before any work when writing ``out`` (or the file ``beside`` it) would replace a model file it
+    reads, or a file or folder that no earlier export of this form wrote: a SavedModel replaces its folder whole."""
     for written in (out, *beside):
         for model_file in model_files:
-            links.keep_apart(
+            atomic.keep_apart(
                 {"--out" if written == out else "its metadata file": written}, {"the model file": model_file}
+            )
+    for extra in beside:
+        if extra.exists() and not out.exists():
+            raise OptionError(
+                f"--out {out}: {extra}, which export writes beside it, exists without an export; give another --out"
             )
     if not out.exists():
         return
@@ -88,3 +95,8 @@ def refuse_overwrites(out: Path, form: str, model_files: list[Path], *beside: Pa
         )
     if out.is_dir():
         raise OptionError(f"--out {out}: is a folder; give the file name of the {form} export")
+    if not out.name.endswith(SUFFIXES[form]):
+        raise OptionError(
+            f"--out {out}: exists and is not a {form} export (a {SUFFIXES[form]} file); give a new file or an "
+            f"earlier export's"
+        )

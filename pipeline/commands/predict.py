@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 from pipeline import atomic
 from pipeline.config import OptionError, Params, UsageError
-from pipeline.data import links, media
+from pipeline.data import media
 from pipeline.release import registry
 from pipeline.serving import arguments, ensemble, lite, predict
 
@@ -121,9 +121,10 @@ def main(params: Params, args: argparse.Namespace) -> None:
     found = list(media.find(paths, s.image_extensions))
     arguments.refuse_overwrites(found, args.out, args.annotate, files)
     for folder in (p for p in paths if args.annotate is not None and p.is_dir()):
-        if links.overlap(args.annotate, folder) in ("is", "is inside"):  # copies there would be read as pictures
+        how = atomic.overlap(args.annotate, folder)
+        if how in ("is", "is inside"):  # copies there would be read as pictures the next time
             raise OptionError(
-                f"--annotate {args.annotate}: inside the input folder {folder}, where the annotated copies would be "
+                f"--annotate {args.annotate}: {how} the input folder {folder}, where the annotated copies would be "
                 f"read as pictures the next time; give a folder outside it"
             )
     gradcam = params.evaluate.gradcam_min_map_size if args.gradcam else None

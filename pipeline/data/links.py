@@ -1,22 +1,20 @@
-"""Paths that reach where they should not: an input that leads outside its folder, an output that lands on an input.
+"""Paths and names that reach where they should not: an input that leads outside its folder, a name that forges a line.
 
 A link such as ``s.jpg -> /etc/shadow`` inside the raw data would otherwise be read, hashed and described like any
 image, and what a stage says about a file it cannot decode must never carry that file's content. A link to another
 file inside the folder is followed as before (a copy of one picture under two names, say): only the way out is shut.
 
-The other way round, an output given as the input folder, inside it or around it (``augment --out data/raw``) would
-be written over what the command reads: a folder output replaces its path whole, so the raw data would be gone.
-``keep_apart`` refuses such an output before any work. And a file name is shown with its control characters escaped
-(``printable``): a name is data, and a newline or an escape sequence in it must not forge or hide a line of a message.
+A file name is shown with its control characters escaped (``printable``): a name is data, and a newline or an escape
+sequence in it must not forge or hide a line of a message. (The other way round, an output on top of an input, is
+``atomic.keep_apart``'s.)
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import unicodedata
 from pathlib import Path
 
-from pipeline.config.errors import OptionError
 from pipeline.data.images import ImageReadError
 
 
@@ -48,32 +46,16 @@ def check(file: Path, root: Path) -> None:
         raise ImageReadError(f"{file}: {why}")
 
 
-def overlap(written: Path, read: Path) -> str | None:
-    """How the output ``written`` meets the input ``read`` once both are resolved (links followed): "is", "is
-    inside" or "holds"; None when they are apart."""
-    out, source = Path(written).resolve(), Path(read).resolve()
-    if out == source:
-        return "is"
-    if out.is_relative_to(source):
-        return "is inside"
-    if source.is_relative_to(out):
-        return "holds"
-    return None
-
-
-def keep_apart(outputs: Mapping[str, Path], inputs: Mapping[str, Path]) -> None:
-    """Refuse (OptionError naming both) an output that is an input, lies inside an input folder or holds an input:
-    writing it would replace or add to what the command reads. Keys name each path as the user gave it (an option)."""
-    for option, written in outputs.items():
-        for name, read in inputs.items():
-            how = overlap(written, read)
-            if how:
-                raise OptionError(
-                    f"{option} {written}: {how} {name} {read}, which this command reads and never writes; "
-                    f"give an output outside it"
-                )
+# what a terminal acts on rather than shows: C0 and C1 controls (newline, escape, ...), line and paragraph
+# separators, and the bidirectional overrides and isolates that reorder what follows them
+ACTING = {"Cc", "Zl", "Zp"}
+BIDI = set(map(chr, [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]))
 
 
 def printable(text: str, keep: str = "") -> str:
-    """``text`` with every control character but those in ``keep`` written as an escape (``\\n``, ``\\x1b``)."""
-    return "".join(c if c in keep or c.isprintable() else repr(c)[1:-1] for c in text)
+    """``text`` with each character a terminal would act on (a control such as a newline or an escape, a line
+    separator, a bidirectional override), but those in ``keep``, written as its escape (``\\n``, ``\\x1b``,
+    ``\\u202e``); every other character, spaces and joiners of any script included, as it is."""
+    return "".join(
+        c if c in keep or (unicodedata.category(c) not in ACTING and c not in BIDI) else repr(c)[1:-1] for c in text
+    )

@@ -19,6 +19,9 @@ from pipeline.data.images import write_png
 from pipeline.data.split import SplitError, train_val_split
 from pipeline.data.transforms import augment
 
+SIDES = ("train", "val")  # the folders of --out, beside its index
+INDEX = "index.csv"
+
 
 def _target(size: int, counts: pd.Series, params: Params) -> int:
     """Images a class of ``size`` training images ends with: the target (majority, a number, or its own size when
@@ -68,9 +71,10 @@ def plan(train: pd.DataFrame, params: Params) -> pd.DataFrame:
 
 def run(params: Params, manifest_path: Path, raw: Path, out: Path, metrics_path: Path, plot_path: Path) -> dict:
     # --out is replaced whole: given as (or around) the raw folder, it would delete the raw data
-    links.keep_apart(
+    atomic.keep_apart(
         {"--out": out, "--metrics": metrics_path, "--plot": plot_path}, {"--raw": raw, "--manifest": manifest_path}
     )
+    atomic.refuse_foreign(out, "--out", (*SIDES, INDEX), "augment")
     train = split(known_labels(pd.read_csv(manifest_path), manifest_path, params), params)
     todo = plan(train, params)
     detector = faces.FaceDetector() if params.augment.face_crop else None
@@ -105,7 +109,7 @@ def run(params: Params, manifest_path: Path, raw: Path, out: Path, metrics_path:
                     "augmented": pd.notna(row.copy),
                 }
             )
-        pd.DataFrame(index).to_csv(tmp / "index.csv", index=False)
+        pd.DataFrame(index).to_csv(tmp / INDEX, index=False)
     summary = summarise(train, pd.DataFrame(index), params, found)
     atomic.write_json(metrics_path, summary)
     with atomic.target(plot_path) as tmp_plot:

@@ -160,6 +160,10 @@ def main(params: Params, args: argparse.Namespace) -> None:
     absent = [m for m in params.evaluate.ensemble if m not in models]
     if absent:
         raise UsageError(f"the ensemble (params.yaml evaluate.ensemble) needs {absent}: give each with --models")
+    outputs = {o: getattr(args, o[2:]) for o in ("--metrics", "--report", "--figures", "--headline", "--plots")}
+    atomic.keep_apart(
+        outputs, {"--manifest": args.manifest, "--raw": args.raw} | {f"--models {n}=": f for n, f in models.items()}
+    )
     for name, m in run(params, models, args).items():
         print(
             f"evaluate {name}: Test accuracy {m['accuracy']:.3f}, macro F1 {m['macro_f1']:.3f} "

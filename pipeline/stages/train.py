@@ -68,6 +68,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(params: Params, args: argparse.Namespace) -> None:
     name = model_stage.model(params, args)
+    inputs = {"--data": args.data} | ({"--hparams": args.hparams} if args.hparams else {})
+    outputs = {"--state": args.state, "--out": args.out, "--metrics": args.metrics, "--live": args.live}
+    atomic.keep_apart(outputs, inputs)  # the state folder removes stale keys' state; the outputs replace theirs
     metrics = run(params, name, args)
     print(
         f"train {name}: validation macro F1 {metrics['val']['macro_f1']:.3f}, "

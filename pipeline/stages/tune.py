@@ -114,6 +114,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(params: Params, args: argparse.Namespace) -> None:
     name = model_stage.model(params, args)
+    # the search's folder keeps one key's state and removes the others: never the data's folder or one around it
+    atomic.keep_apart({"--dir": args.dir, "--hparams": args.hparams, "--metrics": args.metrics, "--plot": args.plot},
+                      {"--data": args.data})  # fmt: skip
     started = time.monotonic()
     objective = None
     if params.tune.algorithm != NO_SEARCH:

@@ -86,7 +86,7 @@ def render_report(summary: dict, checks: list[Check]) -> str:
 
 
 def run(params: Params, raw: Path, manifest_path: Path, metrics_path: Path, report_path: Path) -> dict:
-    links.keep_apart({"--manifest": manifest_path, "--metrics": metrics_path, "--report": report_path}, {"--raw": raw})
+    atomic.keep_apart({"--manifest": manifest_path, "--metrics": metrics_path, "--report": report_path}, {"--raw": raw})
     frame = manifest_lib.build(
         raw,
         params.classes,

@@ -13,7 +13,9 @@ import pytest
 import yaml
 
 from pipeline.__main__ import main as cli
+from pipeline import atomic
 from pipeline.data import links
+from pipeline.training import state
 from tests import workspace
 from tests.data.test_hostile_augment import run_augment, write_manifest
 
@@ -44,9 +46,9 @@ def test_augment_refuses_an_out_on_the_raw_folder_and_leaves_it_whole(
 ):
     write_manifest(tiny_raw, workspace.tiny_params(), tmp_path / "manifest.csv")
     before = workspace.tree_digest(tiny_raw)
-    out = tiny_raw / where
+    out = (tiny_raw / where).absolute() if where != ".." else tiny_raw.parent
     code = run_augment(params_file, tmp_path / "manifest.csv", tiny_raw, out)
-    refused(capsys, code, f"--out {out}: {how} {tiny_raw}", "give an output outside it")
+    refused(capsys, code, f"--out {out}: {how} {tiny_raw}", "give an output apart from it")
     assert workspace.tree_digest(tiny_raw) == before
 
 
@@ -87,7 +89,7 @@ def test_convert_faces_refuses_an_out_on_its_source(tmp_path, params_file, capsy
     source = tmp_path / "jaffe"
     source.mkdir()
     (source / "KA.HA1.29.tiff").write_bytes(b"a picture")
-    out = source / where
+    out = source / where if where != ".." else tmp_path
     code = cli(["--params", str(params_file), "convert-faces", "jaffe", str(source), "--out", str(out)])
     refused(capsys, code, f"--out {out}: ", f"the source {source}")
     assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == ["params.yaml", "KA.HA1.29.tiff"]
@@ -129,7 +131,7 @@ def test_predict_refuses_annotated_copies_inside_its_input_folder_or_through_a_l
     model = model_file(tmp_path)
     predict = ["--params", str(params_file), "predict", str(photos), "--model", "irv2", "--model-file", str(model)]
     code = cli([*predict, "--annotate", str(photos / "notes")])
-    refused(capsys, code, f"--annotate {photos / 'notes'}: inside the input folder {photos}")
+    refused(capsys, code, f"--annotate {photos / 'notes'}: is inside the input folder {photos}")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     (tmp_path / "notes").mkdir()
@@ -155,3 +157,96 @@ def test_a_file_name_cannot_forge_or_hide_a_line_of_validates_findings(tiny_raw,
 def test_printable_escapes_control_characters_and_keeps_the_rest():
     assert links.printable("a\nb\x1b[0m\tç") == "a\\nb\\x1b[0m\\tç"
     assert links.printable("one\ntwo\x07", keep="\n") == "one\ntwo\\x07"
+
+
+def test_printable_keeps_the_spaces_and_joiners_of_real_names():
+    for name in [
+        "Screenshot 10.12.33\u202fAM.png",
+        "a\xa0b.jpg",
+        "写真\u30001.jpg",
+        "می\u200cخواهم.jpg",
+        "👨\u200d👩.png",
+    ]:
+        assert links.printable(name) == name
+    assert links.printable("x\u202egnp.exe\u2028") == "x\\u202egnp.exe\\u2028"
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        (["convert-faces", "jaffe", "{src}", "--out", "{tmp}/data"], "--out {tmp}/data: holds raw, which convert-faces"),
+        (["augment", "--manifest", "{tmp}/m.csv", "--raw", "{src}", "--out", "{tmp}/data", "--metrics", "{tmp}/a.json",
+          "--plot", "{tmp}/p.csv"], "--out {tmp}/data: holds raw, which augment did not write"),
+    ],
+    ids=["convert-faces", "augment"],
+)  # fmt: skip
+def test_a_folder_output_with_someone_elses_files_is_not_replaced(tmp_path, params_file, capsys, command, expected):
+    source = tmp_path / "source"
+    source.mkdir()
+    (tmp_path / "m.csv").write_text("path,split,label\n")
+    (tmp_path / "data" / "raw").mkdir(parents=True)
+    (tmp_path / "data" / "raw" / "a.jpg").write_bytes(b"a picture")
+    before = workspace.tree_digest(tmp_path / "data")
+    code = cli(["--params", str(params_file), *(a.format(tmp=tmp_path, src=source) for a in command)])
+    refused(capsys, code, expected.format(tmp=tmp_path), "give a new or empty folder, or one it wrote")
+    assert workspace.tree_digest(tmp_path / "data") == before
+
+
+@pytest.mark.parametrize(
+    ("out", "expected"),
+    [
+        ("other.keras", "--out {tmp}/other.keras: exists and is not a tflite export (a .tflite file)"),
+        ("hparams", "--out {tmp}/hparams: {tmp}/hparams.json, which export writes beside it, exists without an export"),
+    ],
+    ids=["another-model", "a-file-where-its-metadata-goes"],
+)
+def test_export_writes_no_file_that_is_not_an_earlier_export(tmp_path, params_file, capsys, out, expected):
+    model = model_file(tmp_path)
+    (tmp_path / "other.keras").write_bytes(b"the other trained model")
+    (tmp_path / "hparams.json").write_text("{}")
+    before = workspace.tree_digest(tmp_path)
+    code = cli(["--params", str(params_file), "export", "--model", "irv2", "--model-file", str(model),
+                "--format", "tflite", "--out", str(tmp_path / out)])  # fmt: skip
+    refused(capsys, code, expected.format(tmp=tmp_path))
+    assert workspace.tree_digest(tmp_path) == before
+
+
+def test_train_and_tune_keep_their_state_folders_off_the_data(tmp_path, params_file, capsys):
+    data = tmp_path / "balanced"
+    (data / "train").mkdir(parents=True)
+    (data / "index.csv").write_text("path,split,label\n")
+    before = workspace.tree_digest(tmp_path)
+    outs = ["--hparams", str(tmp_path / "h.json"), "--metrics", str(tmp_path / "t.json")]
+    code = cli(["--params", str(params_file), "tune", "--model", "irv2", "--data", str(data), "--dir", str(tmp_path),
+                *outs, "--plot", str(tmp_path / "p.csv")])  # fmt: skip
+    refused(capsys, code, f"--dir {tmp_path}: holds --data {data}")
+    code = cli(["--params", str(params_file), "train", "--model", "irv2", "--data", str(data), "--state", str(data),
+                "--out", str(tmp_path / "m.keras"), "--metrics", str(tmp_path / "t.json"), "--live", str(tmp_path / "l")])  # fmt: skip
+    refused(capsys, code, f"--state {data}: is --data {data}")
+    assert workspace.tree_digest(tmp_path) == before
+
+
+def test_a_state_root_given_by_mistake_loses_nothing_but_stale_state(tmp_path):
+    root = tmp_path / "models"
+    (root / "irv2").mkdir(parents=True)
+    (root / "irv2" / "model.keras").write_bytes(b"a trained model")
+    (root / "0123456789abcdef").mkdir()  # another key's state: stale
+    folder = state.keyed_folder(root, "fedcba9876543210")
+    assert sorted(p.name for p in root.iterdir()) == ["fedcba9876543210", "irv2"] and folder.is_dir()
+    assert (root / "irv2" / "model.keras").read_bytes() == b"a trained model"
+
+
+def test_evaluate_writes_nothing_into_the_raw_folder(tiny_raw, tmp_path, params_file, capsys):
+    before = workspace.tree_digest(tiny_raw)
+    code = cli(["--params", str(params_file), "evaluate", "--models", f"irv2={model_file(tmp_path)}",
+                f"irv2_unet={tmp_path / 'u.keras'}", "--manifest", str(tmp_path / "m.csv"), "--raw", str(tiny_raw),
+                "--metrics", str(tmp_path / "e.json"), "--report", str(tmp_path / "r.md"),
+                "--figures", str(tiny_raw / "Test"), "--headline", str(tmp_path / "h.json"),
+                "--plots", str(tmp_path / "plots")])  # fmt: skip
+    refused(capsys, code, f"--figures {tiny_raw / 'Test'}: is inside --raw {tiny_raw}")
+    assert workspace.tree_digest(tiny_raw) == before
+
+
+def test_overlap_survives_a_link_loop(tmp_path):
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    assert atomic.overlap(tmp_path / "loop" / "x", tmp_path / "raw") is None
