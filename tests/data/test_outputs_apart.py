@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.__main__ import main as cli
 from pipeline import atomic
+from pipeline.__main__ import main as cli
 from pipeline.data import links
 from pipeline.training import state
 from tests import workspace
@@ -174,7 +174,7 @@ def test_printable_keeps_the_spaces_and_joiners_of_real_names():
 @pytest.mark.parametrize(
     ("command", "expected"),
     [
-        (["convert-faces", "jaffe", "{src}", "--out", "{tmp}/data"], "--out {tmp}/data: holds raw, which convert-faces"),
+        (["convert-faces", "jaffe", "{src}", "--out", "{tmp}/data"], "--out {tmp}/data: holds raw, which convert"),
         (["augment", "--manifest", "{tmp}/m.csv", "--raw", "{src}", "--out", "{tmp}/data", "--metrics", "{tmp}/a.json",
           "--plot", "{tmp}/p.csv"], "--out {tmp}/data: holds raw, which augment did not write"),
     ],
