@@ -220,8 +220,9 @@ def test_train_and_tune_keep_their_state_folders_off_the_data(tmp_path, params_f
     code = cli(["--params", str(params_file), "tune", "--model", "irv2", "--data", str(data), "--dir", str(tmp_path),
                 *outs, "--plot", str(tmp_path / "p.csv")])  # fmt: skip
     refused(capsys, code, f"--dir {tmp_path}: holds --data {data}")
+    outs = ["--out", str(tmp_path / "m.keras"), "--metrics", str(tmp_path / "t.json"), "--live", str(tmp_path / "l")]
     code = cli(["--params", str(params_file), "train", "--model", "irv2", "--data", str(data), "--state", str(data),
-                "--out", str(tmp_path / "m.keras"), "--metrics", str(tmp_path / "t.json"), "--live", str(tmp_path / "l")])  # fmt: skip
+                *outs])  # fmt: skip
     refused(capsys, code, f"--state {data}: is --data {data}")
     assert workspace.tree_digest(tmp_path) == before
 
