@@ -71,19 +71,16 @@ def backbone(params: Params, name: str, model_files: list[Path], out: Path | Non
 SUFFIXES = {"tflite": ".tflite", BACKBONE: WEIGHTS_SUFFIX}  # what an earlier export of a file form is called
 
 
-def refuse_overwrites(out: Path, form: str, model_files: list[Path], *beside: Path) -> None:
-    """OptionError before any work when writing ``out`` (or the file ``beside`` it) would replace a model file it
+def refuse_overwrites(out: Path, form: str, model_files: list[Path], metadata: Path | None = None) -> None:
+    """OptionError before any work when writing ``out`` (or its ``metadata`` file) would replace a model file it
     reads, or a file or folder that no earlier export of this form wrote: a SavedModel replaces its folder whole."""
-    for written in (out, *beside):
-        for model_file in model_files:
-            atomic.keep_apart(
-                {"--out" if written == out else "its metadata file": written}, {"the model file": model_file}
-            )
-    for extra in beside:
-        if extra.exists() and not out.exists():
-            raise OptionError(
-                f"--out {out}: {extra}, which export writes beside it, exists without an export; give another --out"
-            )
+    outputs = {"--out": out} | ({"its metadata file": metadata} if metadata is not None else {})
+    for model_file in model_files:
+        atomic.keep_apart(outputs, {"the model file": model_file})
+    if metadata is not None and metadata.exists() and not out.exists():
+        raise OptionError(
+            f"--out {out}: {metadata}, which export writes beside it, exists without an export; give another --out"
+        )
     if not out.exists():
         return
     if form == "savedmodel":

@@ -119,14 +119,7 @@ def main(params: Params, args: argparse.Namespace) -> None:
     s = predict.settings(params, args.faces, args.every)
     files = model_files(args, params)
     found = list(media.find(paths, s.image_extensions))
-    arguments.refuse_overwrites(found, args.out, args.annotate, files)
-    for folder in (p for p in paths if args.annotate is not None and p.is_dir()):
-        how = atomic.overlap(args.annotate, folder)
-        if how in ("is", "is inside"):  # copies there would be read as pictures the next time
-            raise OptionError(
-                f"--annotate {args.annotate}: {how} the input folder {folder}, where the annotated copies would be "
-                f"read as pictures the next time; give a folder outside it"
-            )
+    arguments.refuse_overwrites(found, args.out, args.annotate, files, [p for p in paths if p.is_dir()])
     gradcam = params.evaluate.gradcam_min_map_size if args.gradcam else None
     rows = list(predict.run(load(args, params, files), paths, s, args.annotate, gradcam))
     text = predict.render(rows, args.format, s.classes)

@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from pipeline import atomic
 from pipeline.config import OptionError
 from pipeline.data import media
 
@@ -54,10 +55,11 @@ def _sources(name: str) -> list[tuple[str, str]]:
 
 
 def refuse_overwrites(
-    found: list[media.Found], out: Path | None, annotate: Path | None, model_files: list[Path]
+    found: list[media.Found], out: Path | None, annotate: Path | None, model_files: list[Path], folders: list[Path]
 ) -> None:
     """OptionError naming the option and the file when writing ``out`` or an annotated copy into ``annotate`` would
-    replace one of the inputs ``found`` or a model file."""
+    replace one of the inputs ``found`` or a model file, when ``annotate`` is (or is inside) one of the input
+    ``folders`` given, or when a copy would be written through a link out of ``annotate``."""
     protected = {_identity(m): f"the model file {m}" for m in model_files}
     protected |= {_identity(f.path): f"the input {f.path}" for f in found}
     protected.pop(None, None)
@@ -74,7 +76,6 @@ def refuse_overwrites(
                 f"--annotate {annotate}: {folder} leads outside it through a symbolic link; annotated copies are "
                 f"never written through one: remove the link or give another folder"
             )
-    for folder in {folder for folder, _, _ in copies}:
         if not folder.is_dir():
             continue
         for entry in folder.iterdir():
@@ -84,3 +85,10 @@ def refuse_overwrites(
                 raise OptionError(
                     f"--annotate {annotate}: the annotated copy of {source} would overwrite {hit}; give another folder"
                 )
+    for given in folders:
+        how = atomic.overlap(annotate, given)
+        if how in ("is", "is inside"):  # copies there would be read as pictures the next time
+            raise OptionError(
+                f"--annotate {annotate}: {how} the input folder {given}, where the annotated copies would be "
+                f"read as pictures the next time; give a folder outside it"
+            )

@@ -45,9 +45,8 @@ def failure_message(checks: list[Check], limit: int = 20) -> str:
         if check.success:
             continue
         lines.append(f"- {check.problem} [{check.name}], {len(check.findings)} case(s):")
-        lines += [
-            f"    {links.printable(finding)}" for finding in check.findings[:limit]
-        ]  # one line each, whatever the name
+        # one line each, whatever the file name holds
+        lines += [f"    {links.printable(finding)}" for finding in check.findings[:limit]]
         if len(check.findings) > limit:
             lines.append(f"    ... and {len(check.findings) - limit} more (see the report)")
     return "\n".join(lines)
